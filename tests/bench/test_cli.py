@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import UserError, main, parse_axis
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "run_bench.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_help_lists_the_commands():
+    r = run("--help")
+    assert r.returncode == 0
+    for word in ("list", "flops", "train", "evaluate"):
+        assert word in r.stdout
+
+
+def test_unknown_backbone_exits_2_with_one_line_naming_known_ones():
+    r = run("flops", "--backbone", "mixtse")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown backbone 'mixtse'")
+    for name in ("mixste", "motionbert", "mhformer", "strided"):
+        assert name in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_list_backbones_json_has_metadata(capsys):
+    assert main(["list", "backbones", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    by_name = {d["name"]: d for d in data}
+    assert set(by_name) >= {"mixste", "motionbert", "mhformer", "strided"}
+    assert by_name["mixste"]["pipeline"] == "seq2seq"
+    assert by_name["mhformer"]["pipeline"] == "seq2frame"
+    assert by_name["mixste"]["presets"]["paper"]["frames"] == 243
+    assert by_name["mixste"]["presets"]["paper"]["paper"]["params"] == 33_783_811
+
+
+@pytest.mark.parametrize("kind", ["pruners", "recoverers", "configs"])
+def test_list_other_kinds_json(kind, capsys):
+    assert main(["list", kind, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert isinstance(data, list) and all("name" in d for d in data)
+
+
+def test_list_text_mentions_every_backbone(capsys):
+    assert main(["list", "backbones"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mixste", "motionbert", "mhformer", "strided"):
+        assert name in out
+
+
+def test_parse_axis():
+    assert parse_axis("81") == [81]
+    assert parse_axis("121,81,41") == [121, 81, 41]
+    assert parse_axis("0.33") == [0.33]
+    with pytest.raises(UserError, match="not a number"):
+        parse_axis("81,x")
+
+
+def test_tokens_without_pruner_is_a_user_error(capsys):
+    assert main(["flops", "--backbone", "mixste", "--tokens", "81"]) == 2
+    assert "need a --pruner" in capsys.readouterr().err

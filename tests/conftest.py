@@ -1,0 +1,35 @@
+"""Shared test helpers: the official state-dict TSVs (../shared/docs/official_state_dicts)."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = Path(os.environ.get("HOURGLASS_SHARED_DOCS", REPO.parent / "shared" / "docs"))
+TSV_DIR = DOCS / "official_state_dicts"
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+def read_tsv(name: str) -> tuple[int, list[tuple[str, tuple[int, ...]]]]:
+    """(total_params, [(key, shape), ...]) of an official state-dict listing."""
+    path = TSV_DIR / f"{name}.tsv"
+    if not path.is_file():
+        pytest.skip(f"official listing {path} not available")
+    lines = path.read_text().splitlines()
+    total = int(lines[0].split("=", 1)[1])
+    rows = []
+    for line in lines[1:]:
+        key, shape = line.split("\t")
+        rows.append((key, tuple(ast.literal_eval(shape))))
+    return total, rows
+
+
+@pytest.fixture
+def tsv():
+    return read_tsv
