@@ -65,6 +65,8 @@ class PoseBackbone(nn.Module):
 
     pipeline: ClassVar[Pipeline] = "seq2seq"
     aux_block: int | None = None  # block after which ``aux_head`` runs (StridedTransformer's VTE)
+    # parameters kept only for checkpoint compatibility, never used in forward (official quirks)
+    unused_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, frames: int, in_channels: int, token_dim: int, num_joints: int = 17) -> None:
         super().__init__()
