@@ -9,6 +9,7 @@ that ``strategies.apply_hourglass`` plugs into).
 
 from backbones import mhformer as _mhformer  # noqa: F401  (registers)
 from backbones import mixste as _mixste  # noqa: F401  (registers)
+from backbones import motionbert as _motionbert  # noqa: F401  (registers)
 from backbones import strided as _strided  # noqa: F401  (registers)
 from backbones._checkpoint import (
     CheckpointError,
