@@ -152,7 +152,8 @@ class PoseBackbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, J, C_in) -> (B, T, 17, 3) for seq2seq, (B, 1, 17, 3) for seq2frame / TPC."""
         out = self.forward_all(x)
-        if self.pipeline == "seq2seq" and out.pose.shape[1] == self.frames:
+        centre_only = bool(getattr(self.hourglass, "keep_centre", False))  # TPC forms predict the centre
+        if self.pipeline == "seq2seq" and not centre_only and out.pose.shape[1] == self.frames:
             return out.pose
         return select_frame(out.pose, out.index, self.centre)
 

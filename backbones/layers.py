@@ -107,8 +107,8 @@ class Attention(RecordsAttention):
 
     def forward(self, x: Tensor) -> Tensor:
         b, n, c = x.shape  # (B, N tokens, C)
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        out = self.attend(qkv[0], qkv[1], qkv[2], self.attn_drop)  # (B, H, N, d)
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        out = self.attend(q, k, v, self.attn_drop)  # (B, H, N, d)
         out = out.transpose(1, 2).reshape(b, n, c)
         return self.proj_drop(self.proj(out))
 

@@ -17,7 +17,10 @@ from typing import Any
 from bench.config import ModelConfig
 
 EXIT_USAGE = 2
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "configs"
+RESULTS_RUNS = ROOT / "results" / "runs"
+RESULTS_CACHE = ROOT / "results" / "cache"
 
 
 class UserError(Exception):
@@ -25,22 +28,11 @@ class UserError(Exception):
 
 
 def parse_axis(text: str) -> list[int | float]:
-    """``"81,41"`` -> [81, 41]; ``"0.33"`` -> [0.33] (a fraction of T)."""
-    out: list[int | float] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            out.append(int(part))
-        except ValueError:
-            try:
-                out.append(float(part))
-            except ValueError:
-                raise UserError(f"'{part}' is not a number (expected e.g. 81 or 81,41 or 0.33)") from None
-    if not out:
-        raise UserError(f"empty list '{text}'")
-    return out
+    """``"81,41"`` -> [81, 41]; ``"0.33"`` -> [0.33] (a fraction of T). Same parser as the grid's."""
+    from strategies import parse_axis as parse
+
+    v = parse(text)
+    return list(v) if isinstance(v, list) else [v]
 
 
 def add_model_args(p: argparse.ArgumentParser, backbone_required: bool = True) -> None:
@@ -89,12 +81,22 @@ def _list_entries(kind: str) -> list[dict[str, Any]]:
     if kind in ("pruners", "recoverers"):
         import strategies
 
-        names = strategies.list_pruners() if kind == "pruners" else strategies.list_recoverers()
-        info = strategies.pruner_info if kind == "pruners" else strategies.recoverer_info
-        return [info(n) for n in names]
+        if kind == "pruners":
+            return [_strategy_info(n, strategies.get_pruner_class(n)) for n in strategies.list_pruners()]
+        return [_strategy_info(n, strategies.get_recoverer_class(n)) for n in strategies.list_recoverers()]
     if kind == "configs":
         return [{"name": p.stem, "path": str(p)} for p in sorted(CONFIG_DIR.glob("*.y*ml"))]
     raise UserError(f"unknown list '{kind}' (known: backbones, pruners, recoverers, configs)")
+
+
+def _strategy_info(name: str, cls: type) -> dict[str, Any]:
+    doc = (cls.__doc__ or "").strip().splitlines()
+    info: dict[str, Any] = {"name": name, "class": f"{cls.__module__}.{cls.__qualname__}"}
+    info["summary"] = doc[0] if doc else ""
+    for attr in ("stage", "needs_attention", "parameter_free"):
+        if hasattr(cls, attr):
+            info[attr] = getattr(cls, attr)
+    return info
 
 
 def _entries_text(kind: str, entries: list[dict[str, Any]]) -> str:
@@ -131,22 +133,164 @@ def cmd_flops(a: argparse.Namespace) -> int:
     return 0
 
 
-# ---- default ---------------------------------------------------------------------------------
-def cmd_default(a: argparse.Namespace) -> int:
-    """No command: the default quick job (registry, then FLOPs of a baseline and its HoT form)."""
-    print(_entries_text("backbones", _list_entries("backbones")))
-    from bench.flops import count_flops
+# ---- speed -----------------------------------------------------------------------------------
+def cmd_speed(a: argparse.Namespace) -> int:
+    from bench.speed import measure_speed
 
-    for cfg in (
-        ModelConfig.create("mixste", "paper"),
-        ModelConfig.create("mixste", "paper", pruner="cluster", recoverer="attention", tokens=81, depths=3),
-    ):
-        r = count_flops(cfg, counters=("fcm",)).to_dict()
-        print(
-            f"{cfg.label():<40} params {r['params'] / 1e6:7.2f} M   {r['gflops']:8.2f} GFLOPs (all matmuls)"
-            f"   {r['gflops_paper']:8.2f} GFLOPs (paper convention)"
+    cfg = model_config_from_args(a)
+    r = measure_speed(
+        cfg, batch=a.batch, warmup=a.warmup, iters=a.iters, threads=a.threads, device=a.device, flip=a.flip
+    ).to_dict()
+
+    def text(d: dict[str, Any]) -> str:
+        return (
+            f"{cfg.label()}: {d['latency_ms_median']:.2f} ms median (IQR {d['latency_ms_iqr']:.2f} ms, "
+            f"{100 * d['iqr_over_median']:.1f}%), {d['fps']:.1f} output frames/s, batch {d['batch']}, "
+            f"{d['threads']} threads on {d['device']}"
         )
+
+    _print(r, a.format, text)
     return 0
+
+
+# ---- train / evaluate ------------------------------------------------------------------------
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", choices=["synthetic", "h36m"], default="synthetic", help="default: embedded synthetic")
+    g.add_argument("--data-root", default=None, help="folder with the VideoPose3D Human3.6M npz files (--data h36m)")
+    g.add_argument("--keypoints", default=None, help="2D source: gt or cpn_ft_h36m_dbb (h36m; default cpn_ft_h36m_dbb)")
+    g.add_argument("--data-seed", type=int, default=0, help="synthetic generator seed (default 0)")
+    g.add_argument("--noise", choices=["none", "detector"], default="detector", help="synthetic 2D noise model")
+    g.add_argument("--eval-stride", type=int, default=1, help="seq2frame test stride (1 = every frame, the protocol)")
+    g.add_argument("--no-flip-test", action="store_true", help="disable test-time flip augmentation")
+
+
+def _data_config(a: argparse.Namespace):  # -> DataConfig
+    from bench.train import DataConfig
+
+    keypoints = a.keypoints or ("cpn_ft_h36m_dbb" if a.data == "h36m" else "gt")
+    return DataConfig(
+        source=a.data,
+        data_root=a.data_root,
+        keypoints=keypoints,
+        seed=a.data_seed,
+        noise=a.noise,
+        cache_dir=str(RESULTS_CACHE),
+    )
+
+
+def _train_text(d: dict[str, Any]) -> str:
+    lines = [
+        f"{d['config'].get('backbone')}/{d['config'].get('preset')} mode={d['mode']} steps={d['steps']} "
+        f"({d['seconds']:.0f} s) data={d['data']}",
+        f"  MPJPE {d['mpjpe_mm']:.2f} mm   P-MPJPE {d['pmpjpe_mm']:.2f} mm   MPJVE {d['mpjve_mm']:.2f} mm   "
+        f"(action-wise; frame-wise MPJPE {d['mpjpe_frame_wise_mm']:.2f}; trivial {d['trivial_mpjpe_mm']:.2f} mm)",
+        f"  checkpoint: {d['checkpoint']}",
+    ]
+    for act, m in d["per_action"].items():
+        lines.append(f"    {act:<14} {m['mpjpe']:7.2f} mm")
+    return "\n".join(lines)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from bench.train import TrainConfig, load_data, train
+
+    cfg = model_config_from_args(a)
+    data_cfg = _data_config(a)
+    data = load_data(data_cfg)
+    tc = TrainConfig(
+        mode=a.mode,
+        steps=a.steps,
+        minutes=a.minutes,
+        seed=a.seed,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        threads=a.threads,
+        test_flip=not a.no_flip_test,
+        eval_stride=a.eval_stride,
+    )
+    out = Path(a.out) if a.out else RESULTS_RUNS / f"{cfg.cell_id()}-{a.mode}-s{a.seed}"
+    res = train(cfg, tc, data, out, init=a.init, progress=a.format == "text", data_name=data.name)
+    _print(res.to_dict(), a.format, _train_text)
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from bench.evaluate import evaluate, trivial_mpjpe
+    from bench.train import load_data, load_weights, model_config_from_checkpoint, output_mode
+
+    stored = model_config_from_checkpoint(a.checkpoint)
+    if a.backbone:
+        cfg = model_config_from_args(a)
+    elif stored is not None:
+        cfg = stored
+    else:
+        raise UserError(f"no model.json beside {a.checkpoint}: name the configuration with --backbone ...")
+    data = load_data(_data_config(a))
+    model = load_weights(cfg.build(), cfg, a.checkpoint)
+    res = evaluate(model, data, output_mode(cfg), flip=not a.no_flip_test, stride=a.eval_stride).to_dict()
+    d = {
+        **res,
+        "trivial_mpjpe_mm": trivial_mpjpe(data),
+        "steps": 0,
+        "seconds": 0.0,
+        "checkpoint": str(a.checkpoint),
+        "mode": "evaluate",
+        "data": data.name,
+        "config": cfg.to_dict(),
+    }
+    _print(d, a.format, _train_text)
+    return 0
+
+
+# ---- run (grid) -------------------------------------------------------------------------------
+def _grid_path(name: str) -> Path:
+    p = Path(name)
+    if p.is_file():
+        return p
+    for cand in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    known = ", ".join(q.stem for q in sorted(CONFIG_DIR.glob("*.yaml")))
+    raise UserError(f"no grid file '{name}' (known in configs/: {known})")
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from bench.grid import Executor, load_grid, local_executor, process_executor, ray_executor, run_grid
+    from bench.report import plot_pareto, summary_table
+
+    grid = load_grid(_grid_path(a.grid))
+    out = Path(a.out) if a.out else ROOT / "results" / grid.name / "results.csv"
+    executor: Executor = local_executor
+    if a.ray or a.ray_address:
+        executor = ray_executor(a.ray_address)
+    elif a.workers > 1:
+        executor = process_executor(a.workers)
+
+    def progress(row: dict[str, Any], i: int, n: int) -> None:
+        status = row["error"] or (f"{row.get('gflops', float('nan')):.3f} GFLOPs" if "gflops" in row else "ok")
+        if row.get("mpjpe_mm") is not None and not row["error"]:
+            status += f", MPJPE {row['mpjpe_mm']:.1f} mm"
+        print(f"[{i}/{n}] {row['label']:<48} {status} ({row['cell_seconds']:.1f} s)", flush=True)
+
+    print(f"grid '{grid.name}': results in {out}", flush=True)
+    df = run_grid(grid, out, executor, progress=progress, limit=a.limit)
+    if df.empty:
+        return 0
+    print(summary_table(df))
+    png = plot_pareto(df, out.with_name("pareto_gflops_mpjpe.png"))
+    if png is not None:
+        print(f"Pareto plot: {png}")
+    errors = int(df["error"].fillna("").astype(str).str.len().gt(0).sum()) if "error" in df else 0
+    if errors:
+        print(f"{errors} cell(s) recorded an error (see the 'error' column)")
+    return 0
+
+
+def cmd_default(a: argparse.Namespace) -> int:
+    """No command: the default quick grid (configs/quick.yaml)."""
+    a.grid, a.out, a.workers, a.ray, a.ray_address, a.limit = "quick", None, 1, False, None, None
+    return cmd_run(a)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +313,48 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--breakdown", action="store_true", help="add a per-module table")
     pf.add_argument("--format", choices=["text", "json"], default="text")
     pf.set_defaults(func=cmd_flops)
+
+    ps = sub.add_parser("speed", help="latency and throughput of one configuration (stated protocol)")
+    add_model_args(ps)
+    ps.add_argument("--batch", type=int, default=1, help="clips per forward (default 1)")
+    ps.add_argument("--warmup", type=int, default=10)
+    ps.add_argument("--iters", type=int, default=40)
+    ps.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ps.add_argument("--device", default="cpu", help="cpu or cuda")
+    ps.add_argument("--flip", action="store_true", help="time test-time flip augmentation (two passes)")
+    ps.add_argument("--format", choices=["text", "json"], default="text")
+    ps.set_defaults(func=cmd_speed)
+
+    pt = sub.add_parser("train", help="train (scratch / finetune / training-free) and evaluate one configuration")
+    add_model_args(pt)
+    _add_data_args(pt)
+    pt.add_argument("--mode", choices=["scratch", "finetune", "none"], default="scratch")
+    pt.add_argument("--init", default=None, help="trained baseline checkpoint (finetune / none)")
+    pt.add_argument("--steps", type=int, default=None, help="training budget in steps")
+    pt.add_argument("--minutes", type=float, default=None, help="training budget in minutes")
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--batch-size", type=int, default=32, help="clips per step")
+    pt.add_argument("--lr", type=float, default=1e-3)
+    pt.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    pt.add_argument("--out", default=None, help="run folder (default results/runs/<cell>-<mode>-s<seed>)")
+    pt.add_argument("--format", choices=["text", "json"], default="text")
+    pt.set_defaults(func=cmd_train)
+
+    pe = sub.add_parser("evaluate", help="evaluate a checkpoint (MPJPE, P-MPJPE, MPJVE, action-wise)")
+    add_model_args(pe, backbone_required=False)
+    _add_data_args(pe)
+    pe.add_argument("--checkpoint", required=True, help="weights file (model.json beside it names the model)")
+    pe.add_argument("--format", choices=["text", "json"], default="text")
+    pe.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("run", help="run a YAML grid (resumable; one results row per cell)")
+    pr.add_argument("grid", nargs="?", default="quick", help="grid file or name in configs/ (default quick)")
+    pr.add_argument("--out", default=None, help="results CSV (default results/<grid>/results.csv)")
+    pr.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    pr.add_argument("--ray", action="store_true", help="run cells as Ray tasks (needs the [ray] extra)")
+    pr.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto)")
+    pr.add_argument("--limit", type=int, default=None, help="run at most N pending cells")
+    pr.set_defaults(func=cmd_run)
     return p
 
 
@@ -177,14 +363,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from backbones import CheckpointError, RegistryError
 
     errs: list[type[BaseException]] = [UserError, RegistryError, CheckpointError]
-    try:
-        from strategies import ScheduleError
+    from bench.grid import GridError
+    from bench.train import TrainError
 
-        errs.append(ScheduleError)
-    except ImportError:
-        pass
+    errs += [GridError, TrainError]
+    from strategies import HourglassError, ScheduleError
+
+    errs += [ScheduleError, HourglassError]
     try:
-        from bench.data import DataError
+        from bench.data.h36m import DataError
 
         errs.append(DataError)
     except ImportError:

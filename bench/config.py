@@ -124,6 +124,8 @@ class ModelConfig:
         """Build the model (on ``device``; ``'meta'`` costs no memory or arithmetic)."""
         with torch.device(device) if device is not None else contextlib.nullcontext():
             model = create_backbone(self.backbone, self.preset, **dict(self.overrides))
+            if not isinstance(model, PoseBackbone):
+                raise RegistryError(f"backbone '{self.backbone}' does not implement the PoseBackbone view")
             if self.pruned:
                 from strategies import apply_hourglass
 
@@ -134,5 +136,4 @@ class ModelConfig:
                     tokens=list(self.tokens),
                     depths=list(self.depths),
                 )
-        assert isinstance(model, PoseBackbone)
         return model

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import UserError, main, parse_axis
+from bench.cli import main, parse_axis
+from strategies import ScheduleError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,10 +65,22 @@ def test_parse_axis():
     assert parse_axis("81") == [81]
     assert parse_axis("121,81,41") == [121, 81, 41]
     assert parse_axis("0.33") == [0.33]
-    with pytest.raises(UserError, match="not a number"):
+    with pytest.raises(ScheduleError, match="cannot parse 'x'"):
         parse_axis("81,x")
 
 
 def test_tokens_without_pruner_is_a_user_error(capsys):
     assert main(["flops", "--backbone", "mixste", "--tokens", "81"]) == 2
     assert "need a --pruner" in capsys.readouterr().err
+
+
+def test_bad_schedule_is_one_line_exit_2(capsys):
+    assert main(["flops", "--backbone", "mixste", "--pruner", "cluster", "--tokens", "500", "--depths", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "500" in err
+
+
+def test_unknown_grid_file_lists_known_ones(capsys):
+    assert main(["run", "nonexistent-grid"]) == 2
+    err = capsys.readouterr().err
+    assert "quick" in err and "nonexistent-grid" in err

@@ -1,0 +1,76 @@
+"""Evaluation protocol: a perfect predictor scores 0 mm in both pipelines, with and without flip test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from backbones import PoseBackbone
+from bench.data.clips import PoseDataset, Sequence
+from bench.data.skeleton import JOINTS_LEFT, JOINTS_RIGHT
+from bench.evaluate import evaluate, trivial_mpjpe
+
+
+class Oracle(PoseBackbone):
+    """Predicts (x, y, 0) from the 2D input: exact on data whose 3D target is (x, y, 0)."""
+
+    def __init__(self, frames: int, pipeline: str) -> None:
+        super().__init__(frames=frames, in_channels=2, token_dim=2)
+        self.pipeline = pipeline  # type: ignore[misc]
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    @property
+    def num_blocks(self) -> int:
+        return 0
+
+    def embed(self, x: Tensor) -> Tensor:
+        return x * self.scale
+
+    def regress(self, tokens: Tensor) -> Tensor:
+        return torch.cat([tokens, torch.zeros_like(tokens[..., :1])], dim=-1)
+
+
+def _dataset(lengths=(30, 45)) -> PoseDataset:
+    rng = np.random.default_rng(0)
+    seqs = []
+    for i, n in enumerate(lengths):
+        kp = rng.normal(size=(n, 17, 2)).astype(np.float32)
+        pos = np.concatenate([kp, np.zeros((n, 17, 1), np.float32)], axis=-1)
+        pos[:, 0] = 0.0
+        seqs.append(Sequence("S9", ["Walking", "Eating 1"][i % 2], 0, kp, pos))
+    return PoseDataset("toy", tuple(seqs), tuple(seqs), 50.0, JOINTS_LEFT, JOINTS_RIGHT)
+
+
+@pytest.mark.parametrize("mode", ["all", "centre"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_perfect_predictor_scores_zero(mode, flip):
+    data = _dataset()
+    model = Oracle(9, "seq2seq" if mode == "all" else "seq2frame")
+    r = evaluate(model, data, mode, flip=flip, batch_size=4)
+    assert r.mpjpe_mm == pytest.approx(0.0, abs=1e-4)
+    assert r.pmpjpe_mm == pytest.approx(0.0, abs=1e-3)
+    assert r.mpjve_mm == pytest.approx(0.0, abs=1e-4)
+    assert r.frames == 30 + 45  # every real frame scored exactly once
+    assert set(r.per_action) == {"Walking", "Eating"}
+
+
+def test_a_wrong_predictor_has_the_expected_error():
+    data = _dataset()
+    model = Oracle(9, "seq2seq")
+    with torch.no_grad():
+        model.scale.fill_(2.0)  # predicts (2x, 2y, 0): error = |(x, y)| per joint, root excluded
+    r = evaluate(model, data, "all", flip=False)
+    per_action = []
+    for seq in data.test:
+        err = np.linalg.norm(seq.keypoints_2d[:, 1:], axis=-1).sum(axis=1) / 17 * 1000
+        per_action.append(err.mean())
+    assert r.mpjpe_mm == pytest.approx(np.mean(per_action), rel=1e-4)
+
+
+def test_trivial_predictor_is_the_mean_training_pose():
+    data = _dataset()
+    mean = np.concatenate([s.positions_3d for s in data.train]).mean(axis=0)
+    errs = [np.linalg.norm(s.positions_3d - mean, axis=-1).mean(axis=-1).mean() * 1000 for s in data.test]
+    assert trivial_mpjpe(data) == pytest.approx(np.mean(errs), rel=1e-5)

@@ -1,0 +1,107 @@
+"""Training: one step lowers the loss, budgets, resume, training-free mode, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from backbones import get_backbone_spec, list_backbones
+from bench.config import ModelConfig
+from bench.data.synthetic import make_synthetic_h36m
+from bench.losses import loss_for
+from bench.train import TrainConfig, TrainError, train
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    d = make_synthetic_h36m(seed=1, frames_per_sequence=81, takes=1, noise="none")
+    # a few sequences keep the test fast: 2 train and 2 test takes
+    return type(d)(d.name, d.train[:8:4], d.test[:8:4], d.fps, d.joints_left, d.joints_right, d.notes)
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_one_step_lowers_the_loss_on_a_fixed_batch(name):
+    torch.manual_seed(0)
+    preset = get_backbone_spec(name).presets["tiny"]
+    model = ModelConfig.create(name, "tiny").build().eval()  # eval: no dropout noise in the comparison
+    x = torch.randn(4, preset.frames, 17, preset.in_channels) * 0.3
+    y = torch.randn(4, preset.frames, 17, 3) * 0.2
+    loss_fn = loss_for(name)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = loss_fn(model.forward_all(x), y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = loss_fn(model.forward_all(x), y)
+    assert float(after) < float(before.detach())
+
+
+def test_train_writes_weights_and_config_and_resumes(tmp_path, small_data):
+    cfg = ModelConfig.create("mixste", "tiny", "uniform", "interpolation", 9, 1)
+    tc = TrainConfig(steps=3, batch_size=4, checkpoint_every=2, eval_stride=9, threads=1)
+    r1 = train(cfg, tc, small_data, tmp_path, progress=False)
+    assert r1.steps == 3 and (tmp_path / "model.pt").is_file() and (tmp_path / "train_state.pt").is_file()
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["model"]["pruner"] == "uniform" and meta["steps"] == 3
+    d = r1.to_dict()
+    for key in (
+        "mpjpe_mm",
+        "pmpjpe_mm",
+        "mpjve_mm",
+        "trivial_mpjpe_mm",
+        "per_action",
+        "steps",
+        "seconds",
+        "checkpoint",
+    ):
+        assert key in d
+    assert d["mpjpe_mm"] > 0 and d["trivial_mpjpe_mm"] > 0
+    # a larger budget in the same folder continues from step 3
+    r2 = train(cfg, TrainConfig(steps=5, batch_size=4, eval_stride=9, threads=1), small_data, tmp_path, progress=False)
+    assert r2.resumed_from == 3 and r2.steps == 5
+
+
+def test_resume_is_deterministic(tmp_path, small_data):
+    cfg = ModelConfig.create("mixste", "tiny")
+    tc = TrainConfig(steps=4, batch_size=4, checkpoint_every=100, eval_stride=9, threads=1)
+    straight = train(cfg, tc, small_data, tmp_path / "a", progress=False)
+    train(cfg, TrainConfig(steps=2, batch_size=4, eval_stride=9, threads=1), small_data, tmp_path / "b", progress=False)
+    resumed = train(cfg, tc, small_data, tmp_path / "b", progress=False)
+    sa = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert all(torch.allclose(sa[k], sb[k], atol=1e-6) for k in sa)
+    assert resumed.eval.mpjpe_mm == pytest.approx(straight.eval.mpjpe_mm, rel=1e-5)
+
+
+def test_training_free_needs_a_parameter_free_strategy(tmp_path, small_data):
+    base = ModelConfig.create("mixste", "tiny")
+    train(base, TrainConfig(steps=1, batch_size=4, eval_stride=9), small_data, tmp_path / "base", progress=False)
+    ckpt = tmp_path / "base" / "model.pt"
+    hot = ModelConfig.create("mixste", "tiny", "cluster", "attention", 9, 1)
+    with pytest.raises(TrainError, match="parameter-free"):
+        train(hot, TrainConfig(mode="none"), small_data, tmp_path / "hot", init=ckpt, progress=False)
+    tri = ModelConfig.create("mixste", "tiny", "uniform", "interpolation", 9, 1)
+    r = train(tri, TrainConfig(mode="none", eval_stride=9), small_data, tmp_path / "tri", init=ckpt, progress=False)
+    assert r.steps == 0 and r.eval.mpjpe_mm > 0
+
+
+def test_finetune_loads_the_baseline_into_the_backbone(tmp_path, small_data):
+    base = ModelConfig.create("mixste", "tiny")
+    train(base, TrainConfig(steps=1, batch_size=4, eval_stride=9), small_data, tmp_path / "base", progress=False)
+    hot = ModelConfig.create("mixste", "tiny", "cluster", "attention", 9, 1)
+    r = train(
+        hot,
+        TrainConfig(mode="finetune", steps=1, batch_size=4, eval_stride=9),
+        small_data,
+        tmp_path / "ft",
+        init=tmp_path / "base" / "model.pt",
+        progress=False,
+    )
+    assert r.steps == 1
+    with pytest.raises(TrainError, match="needs --init"):
+        train(hot, TrainConfig(mode="finetune", steps=1), small_data, None, progress=False)
+    with pytest.raises(TrainError, match="budget"):
+        train(base, TrainConfig(), small_data, None, progress=False)
