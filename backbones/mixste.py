@@ -79,12 +79,14 @@ class MixSTE(PoseBackbone):
 
     def block(self, i: int, tokens: Tensor) -> Tensor:
         b, f, j, c = tokens.shape
-        x = self.Spatial_norm(self.STEblocks[i](tokens.reshape(b * f, j, c)))  # (B*F, J, C)
-        x = x.reshape(b, f, j, c).transpose(1, 2).reshape(b * j, f, c)  # (B*J, F, C)
+        # One explicit copy per rearrange. At B = 1 a plain reshape would return a strided view instead, and then
+        # every LayerNorm of the block would copy it again and every Linear would read strided rows.
+        x = self.Spatial_norm(self.STEblocks[i](tokens.contiguous().view(b * f, j, c)))  # (B*F, J, C)
+        x = x.view(b, f, j, c).transpose(1, 2).contiguous().view(b * j, f, c)  # (B*J, F, C)
         if i == 0:
             x = x + self.Temporal_pos_embed
         x = self.Temporal_norm(self.TTEblocks[i](x))
-        return x.reshape(b, j, f, c).transpose(1, 2)  # (B, F, J, C)
+        return x.view(b, j, f, c).transpose(1, 2)  # (B, F, J, C), a view of (B, J, F, C)
 
     def regress(self, tokens: Tensor) -> Tensor:
         out: Tensor = self.head(tokens)  # (B, F, J, 3)

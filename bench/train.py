@@ -88,8 +88,8 @@ class TrainConfig:
     steps: int | None = None
     minutes: float | None = None
     seed: int = 0
-    batch_size: int = 32  # clips per step (x T output frames for seq2seq)
-    lr: float = 1e-3
+    batch_size: int = 16  # clips per step (x T output frames for seq2seq)
+    lr: float = 3e-3
     weight_decay: float = 0.01
     lr_decay: float = 0.99  # per epoch, as every paper here
     train_stride: int | None = None  # clip stride; default T (seq2seq) or T // 3 (seq2frame)
@@ -150,7 +150,9 @@ class TrainResult:
 
 def output_mode(cfg: ModelConfig) -> OutputMode:
     """'all' frames for seq2seq models with recovery, else the 'centre' frame (seq2frame, TPC)."""
-    return "all" if cfg.pipeline == "seq2seq" and cfg.effective_recoverer != "none" else "centre"
+    if cfg.pipeline == "seq2frame":
+        return "centre"
+    return "centre" if cfg.pruned and cfg.effective_recoverer == "none" else "all"
 
 
 def _atomic_json(path: Path, obj: Mapping[str, Any]) -> None:

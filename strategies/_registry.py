@@ -28,30 +28,27 @@ _PRUNERS = Registry("pruner")
 _RECOVERERS = Registry("recoverer")
 
 
-def register_pruner(name: str) -> Callable[[P], P]:
-    """Class decorator: ``@register_pruner("uniform")`` over a :class:`Pruner` subclass."""
+def _register(registry: Registry, base: type, name: str) -> Callable[[Any], Any]:
+    """Class decorator factory shared by both registries: type-checks, names and adds the class."""
 
-    def deco(cls: P) -> P:
-        if not (isinstance(cls, type) and issubclass(cls, Pruner)):
-            raise TypeError(f"@register_pruner('{name}') expects a Pruner subclass, got {cls!r}")
-        cls.name = name
-        _PRUNERS.add(name, cls)
+    def deco(cls: Any) -> Any:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise TypeError(f"@register_{registry.kind}('{name}') expects a {base.__name__} subclass, got {cls!r}")
+        setattr(cls, "name", name)  # noqa: B010  (cls is typed as a plain type here)
+        registry.add(name, cls)
         return cls
 
     return deco
+
+
+def register_pruner(name: str) -> Callable[[P], P]:
+    """Class decorator: ``@register_pruner("uniform")`` over a :class:`Pruner` subclass."""
+    return _register(_PRUNERS, Pruner, name)
 
 
 def register_recoverer(name: str) -> Callable[[R], R]:
     """Class decorator: ``@register_recoverer("attention")`` over a :class:`Recoverer` subclass."""
-
-    def deco(cls: R) -> R:
-        if not (isinstance(cls, type) and issubclass(cls, Recoverer)):
-            raise TypeError(f"@register_recoverer('{name}') expects a Recoverer subclass, got {cls!r}")
-        cls.name = name
-        _RECOVERERS.add(name, cls)
-        return cls
-
-    return deco
+    return _register(_RECOVERERS, Recoverer, name)
 
 
 def list_pruners(pattern: str | Iterable[str] = "*", exclude: str | Iterable[str] = ()) -> list[str]:

@@ -105,3 +105,19 @@ def test_finetune_loads_the_baseline_into_the_backbone(tmp_path, small_data):
         train(hot, TrainConfig(mode="finetune", steps=1), small_data, None, progress=False)
     with pytest.raises(TrainError, match="budget"):
         train(base, TrainConfig(), small_data, None, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "mode"),
+    [
+        (ModelConfig.create("mixste", "tiny"), "all"),
+        (ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1), "all"),
+        (ModelConfig.create("mixste", "tiny", "cluster", "none", 9, 1), "centre"),
+        (ModelConfig.create("mhformer", "tiny"), "centre"),
+        (ModelConfig.create("strided", "tiny", "uniform", None, 9, 1), "centre"),
+    ],
+)
+def test_output_mode_follows_the_pipeline(cfg, mode):
+    from bench.train import output_mode
+
+    assert output_mode(cfg) == mode
