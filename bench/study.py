@@ -22,6 +22,7 @@ import statistics
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,13 @@ def run_chain(job: dict[str, Any]) -> list[dict[str, Any]]:
     data = load_data(DataConfig(**job["data"]))
     out = Path(job["out"]) / f"{job['backbone']}-{job['preset']}-s{job['seed']}"
     v = variants(job["backbone"], job["preset"], job["tokens"], job["depth"])
-    budget = {"steps": job.get("steps"), "minutes": job.get("minutes")}
-    common = {"seed": job["seed"], "eval_stride": job["eval_stride"], "threads": job["threads"], "lr": job["lr"]}
+    common = TrainConfig(seed=job["seed"], eval_stride=job["eval_stride"], threads=job["threads"], lr=job["lr"])
+    budgeted = replace(common, steps=job.get("steps"), minutes=job.get("minutes"))
     rows = []
     plan = [
-        ("baseline", TrainConfig(mode="scratch", **budget, **common), None),
-        ("hot", TrainConfig(mode="finetune", **budget, **common), out / "baseline" / "model.pt"),
-        ("training_free", TrainConfig(mode="none", **common), out / "baseline" / "model.pt"),
+        ("baseline", replace(budgeted, mode="scratch"), None),
+        ("hot", replace(budgeted, mode="finetune"), out / "baseline" / "model.pt"),
+        ("training_free", replace(common, mode="none"), out / "baseline" / "model.pt"),
     ]
     for name, tc, init in plan:
         r = train(v[name], tc, data, out / name, init=init, progress=False, data_name=data.name).to_dict()
@@ -121,15 +122,12 @@ def summarise(df: pd.DataFrame) -> str:
         by = g.groupby("variant")["mpjpe_mm"].mean()
         trivial = g["trivial_mpjpe_mm"].mean()
         if "baseline" in by:
-            ok = by["baseline"] <= 0.5 * trivial
-            lines.append(
-                f"{backbone}: baseline {by['baseline']:.1f} mm vs trivial/2 {trivial / 2:.1f} -> {'PASS' if ok else 'FAIL'}"
-            )
+            verdict = "PASS" if by["baseline"] <= 0.5 * trivial else "FAIL"
+            lines.append(f"{backbone}: baseline {by['baseline']:.1f} mm vs trivial/2 {trivial / 2:.1f} -> {verdict}")
         if "baseline" in by and "hot" in by:
             rel = by["hot"] / by["baseline"] - 1
-            lines.append(
-                f"{backbone}: HoT {by['hot']:.1f} mm, {100 * rel:+.1f}% vs baseline -> {'PASS' if rel <= 0.10 else 'FAIL'}"
-            )
+            verdict = "PASS" if rel <= 0.10 else "FAIL"
+            lines.append(f"{backbone}: HoT {by['hot']:.1f} mm, {100 * rel:+.1f}% vs baseline -> {verdict}")
     return "\n".join(lines)
 
 
