@@ -10,6 +10,7 @@ A failing or impossible cell becomes a row with its ``error``, never a crash of 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -119,9 +120,20 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
     for r in recoverers:
         if r is not None and r not in list_recoverers():
             raise GridError(f"{p}: unknown recoverer '{r}' (known: {', '.join(list_recoverers())})")
-    for key in ("speed", "train", "data"):
-        if not isinstance(d.get(key, {}) or {}, dict):
+    from bench.train import DataConfig, TrainConfig
+
+    allowed = {
+        "speed": {"batch", "warmup", "iters", "threads", "device"},
+        "train": set(TrainConfig.__dataclass_fields__) - {"seed", "mode"},
+        "data": set(DataConfig.__dataclass_fields__),
+    }
+    for key, fields in allowed.items():
+        section = d.get(key) or {}
+        if not isinstance(section, dict):
             raise GridError(f"{p}: '{key}' must be a mapping")
+        bad_opts = sorted(set(section) - fields)
+        if bad_opts:
+            raise GridError(f"{p}: unknown {key} option(s) {', '.join(bad_opts)} (known: {', '.join(sorted(fields))})")
     schedules = []
     for s in d.get("schedules") or []:
         if not isinstance(s, dict) or set(s) != {"tokens", "depths"}:
@@ -218,8 +230,16 @@ def _speed_fields(cfg: ModelConfig, opts: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=2)
+def _cached_data(cfg: Any) -> Any:
+    """One dataset per data configuration and process (cells of a grid share it)."""
+    from bench.train import load_data
+
+    return load_data(cfg)
+
+
 def _accuracy_fields(cfg: ModelConfig, cell: Mapping[str, Any]) -> dict[str, Any]:
-    from bench.train import DataConfig, TrainConfig, load_data, train
+    from bench.train import DataConfig, TrainConfig, train
 
     t = dict(cell.get("train") or {})
     known = set(TrainConfig.__dataclass_fields__) - {"seed"}
@@ -227,8 +247,7 @@ def _accuracy_fields(cfg: ModelConfig, cell: Mapping[str, Any]) -> dict[str, Any
     if unknown:
         raise GridError(f"unknown train option(s) {', '.join(unknown)}")
     tc = TrainConfig(seed=int(cell.get("seed", 0)), **t)
-    dc = DataConfig(**dict(cell.get("data") or {}))
-    data = load_data(dc)
+    data = _cached_data(DataConfig(**dict(cell.get("data") or {})))
     res = train(cfg, tc, data, None, progress=False, data_name=data.name).to_dict()
     return {
         "mpjpe_mm": res["mpjpe_mm"],

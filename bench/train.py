@@ -63,6 +63,7 @@ class DataConfig:
     seed: int = 0
     noise: Literal["none", "detector"] = "detector"
     cache_dir: str | None = None
+    frames_per_sequence: int = 600  # synthetic only: length of every generated take
 
 
 def load_data(cfg: DataConfig) -> PoseDataset:
@@ -70,7 +71,9 @@ def load_data(cfg: DataConfig) -> PoseDataset:
     if cfg.source == "synthetic":
         from bench.data.synthetic import make_synthetic_h36m
 
-        return make_synthetic_h36m(seed=cfg.seed, noise=cfg.noise, cache_dir=cfg.cache_dir)
+        return make_synthetic_h36m(
+            seed=cfg.seed, noise=cfg.noise, cache_dir=cfg.cache_dir, frames_per_sequence=cfg.frames_per_sequence
+        )
     if cfg.source == "h36m":
         from bench.data.h36m import DataError, load_h36m
 

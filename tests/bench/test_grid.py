@@ -92,6 +92,8 @@ def test_store_keeps_rows_when_columns_grow(tmp_path):
         ("backbones: [mixste\n", "not valid YAML"),
         ("- just\n- a list\n", "mapping"),
         ("backbones: [mixste]\nschedules: [{tokens: 9}]\n", "'tokens' and 'depths'"),
+        ("backbones: [mixste]\ntrain: {stepz: 3}\n", "unknown train option"),
+        ("backbones: [mixste]\ndata: {source: synthetic, colour: red}\n", "unknown data option"),
     ],
 )
 def test_malformed_grid_files_fail_in_one_line(tmp_path, text, message):
