@@ -100,7 +100,8 @@ class MHFormer(PoseBackbone):
     def mhg(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Multi-Hypothesis Generation: (B, F, J, 2) -> three hypotheses, each (B, 2J, F)."""
         b, f, j, c = x.shape
-        x = x.permute(0, 2, 3, 1).reshape(b, j * c, f)  # 'b f j c -> b (j c) f'
+        # contiguous: at B = 1 reshape would return a strided view, and every later op of the MHG would inherit it
+        x = x.permute(0, 2, 3, 1).contiguous().view(b, j * c, f)  # 'b f j c -> b (j c) f'
         x_1 = x + self.Transformer_encoder_1(self.norm_1(x))
         x_2 = x_1 + self.Transformer_encoder_2(self.norm_2(x_1))
         x_3 = x_2 + self.Transformer_encoder_3(self.norm_3(x_2))
@@ -109,7 +110,7 @@ class MHFormer(PoseBackbone):
     def embed(self, x: Tensor) -> Tensor:
         """MHG + embeddings + hypothesis position embeddings: (B, F, J, 2) -> tokens (B, F, 3, C)."""
         x_1, x_2, x_3 = self.mhg(x)
-        e_1 = self.embedding_1(x_1).transpose(1, 2)  # (B, F, C)
+        e_1 = self.embedding_1(x_1).transpose(1, 2)  # (B, F, C), a view of (B, C, F)
         e_2 = self.embedding_2(x_2).transpose(1, 2)
         e_3 = self.embedding_3(x_3).transpose(1, 2)
         return self.Transformer_hypothesis.add_position(e_1, e_2, e_3)

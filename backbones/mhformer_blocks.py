@@ -149,8 +149,9 @@ class HypothesisTransformer(nn.Module):
 
     def add_position(self, x_1: Tensor, x_2: Tensor, x_3: Tensor) -> Tensor:
         """Three (B, F, C) embeddings + ``pos_embed_{1,2,3}``, pos dropout -> tokens (B, F, 3, C)."""
-        pos = torch.stack([self.pos_embed_1, self.pos_embed_2, self.pos_embed_3], dim=2)  # (1, F, 3, C)
-        out: Tensor = self.pos_drop(torch.stack([x_1, x_2, x_3], dim=2) + pos)
+        # pos first: each sum is written in pos's (B, F, C) layout even when x_k is a transposed view
+        xs = [pos + x for pos, x in zip((self.pos_embed_1, self.pos_embed_2, self.pos_embed_3), (x_1, x_2, x_3))]
+        out: Tensor = self.pos_drop(torch.stack(xs, dim=2))  # (B, F, 3, C)
         return out
 
 

@@ -206,6 +206,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         batch_size=a.batch_size,
         lr=a.lr,
         threads=a.threads,
+        loss=a.loss,
         test_flip=not a.no_flip_test,
         eval_stride=a.eval_stride,
     )
@@ -336,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--batch-size", type=int, default=16, help="clips per step")
     pt.add_argument("--lr", type=float, default=3e-3)
     pt.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    pt.add_argument(
+        "--loss", choices=["paper", "mpjpe"], default="paper", help="the backbone paper's objective or plain MPJPE"
+    )
     pt.add_argument("--out", default=None, help="run folder (default results/runs/<cell>-<mode>-s<seed>)")
     pt.add_argument("--format", choices=["text", "json"], default="text")
     pt.set_defaults(func=cmd_train)

@@ -84,6 +84,7 @@ def strided_loss(out: PoseOutput, target: Tensor) -> Tensor:
 
 
 LOSSES: dict[str, LossFn] = {
+    "mpjpe": mhformer_loss,
     "mixste": mixste_loss,
     "motionbert": motionbert_loss,
     "mhformer": mhformer_loss,
@@ -92,5 +93,5 @@ LOSSES: dict[str, LossFn] = {
 
 
 def loss_for(backbone: str) -> LossFn:
-    """The paper's objective for ``backbone`` (plain MPJPE for backbones without a recipe)."""
+    """The paper's objective for ``backbone`` (plain MPJPE for ``"mpjpe"`` and backbones without a recipe)."""
     return LOSSES.get(backbone, mhformer_loss)

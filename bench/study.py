@@ -56,7 +56,14 @@ def run_chain(job: dict[str, Any]) -> list[dict[str, Any]]:
     data = load_data(DataConfig(**job["data"]))
     out = Path(job["out"]) / f"{job['backbone']}-{job['preset']}-s{job['seed']}"
     v = variants(job["backbone"], job["preset"], job["tokens"], job["depth"])
-    common = TrainConfig(seed=job["seed"], eval_stride=job["eval_stride"], threads=job["threads"], lr=job["lr"])
+    common = TrainConfig(
+        seed=job["seed"],
+        eval_stride=job["eval_stride"],
+        threads=job["threads"],
+        lr=job["lr"],
+        batch_size=job.get("batch_size", 16),
+        loss=job.get("loss", "paper"),
+    )
     budgeted = replace(common, steps=job.get("steps"), minutes=job.get("minutes"))
     rows = []
     plan = [
@@ -141,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tokens", type=float, default=0.33, help="kept tokens (fraction of T or a count)")
     p.add_argument("--depth", type=int, default=1)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--loss", choices=["paper", "mpjpe"], default="paper")
     p.add_argument("--eval-stride", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="parallel chains (each single-threaded)")
     p.add_argument("--threads", type=int, default=1)
@@ -168,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "minutes": a.minutes,
                     "steps": a.steps,
                     "lr": a.lr,
+                    "batch_size": a.batch_size,
+                    "loss": a.loss,
                     "eval_stride": a.eval_stride,
                     "threads": a.threads,
                     "out": a.out,

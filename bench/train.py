@@ -102,6 +102,7 @@ class TrainConfig:
     eval_batch: int = 64
     checkpoint_every: int = 200  # steps
     threads: int | None = None  # torch CPU threads while training (None: torch's default)
+    loss: Literal["paper", "mpjpe"] = "paper"  # the backbone paper's objective, or plain MPJPE
 
     def budget_text(self) -> str:
         parts = [f"{self.steps} steps"] if self.steps else []
@@ -246,7 +247,7 @@ def train(
             step, seconds_before = int(st["step"]), float(st["seconds"])
             notes.append(f"resumed from step {step}")
         resumed_from = step
-        loss_fn = loss_for(model_cfg.backbone)
+        loss_fn = loss_for(model_cfg.backbone if tc.loss == "paper" else "mpjpe")
         model.train()
         t0 = time.perf_counter()
         deadline = t0 + tc.minutes * 60 - seconds_before if tc.minutes else math.inf
