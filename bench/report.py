@@ -44,7 +44,7 @@ def summary_table(df: pd.DataFrame, columns: Sequence[str] = SUMMARY_COLUMNS, fm
         view["params"] = (view["params"] / 1e6).round(3)
         view = view.rename(columns={"params": "params (M)"})
     headers = [str(c) for c in view.columns]
-    return tabulate(view.values.tolist(), headers=headers, tablefmt=fmt, floatfmt=".2f", missingval="-")
+    return tabulate(view.values.tolist(), headers=headers, tablefmt=fmt, floatfmt=".4g", missingval="-")
 
 
 def plot_pareto(
