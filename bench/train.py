@@ -174,14 +174,10 @@ def load_weights(model: PoseBackbone, cfg: ModelConfig, path: str | os.PathLike[
         load_state_dict_strict(model, sd)
         return model
     base = replace(cfg, pruner="none", recoverer=None, tokens=(), depths=()).build()
-    load_state_dict_strict(base, sd)  # strict on every backbone key
-    pruned = cfg.build()
-    missing = own - set(sd)
-    pruned.load_state_dict(base.state_dict(), strict=False)
-    extra = [k for k in missing if not k.startswith(("pos_embed_token", "x_token", "cross_attention", "hourglass"))]
-    if extra:
-        raise CheckpointError(f"baseline checkpoint lacks backbone keys: {', '.join(sorted(extra)[:8])}")
-    return pruned
+    load_state_dict_strict(base, sd)  # strict on every backbone key: only the strategy's keys may be absent
+    result = model.load_state_dict(base.state_dict(), strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys
+    return model
 
 
 def _batches(clips: Any, batch_size: int, seed: int, start_epoch: int) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:

@@ -121,3 +121,18 @@ def test_output_mode_follows_the_pipeline(cfg, mode):
     from bench.train import output_mode
 
     assert output_mode(cfg) == mode
+
+
+def test_load_weights_puts_the_baseline_into_the_pruned_backbone(tmp_path):
+    from backbones import save_checkpoint
+    from bench.train import load_weights
+
+    torch.manual_seed(3)
+    base = ModelConfig.create("mixste", "tiny").build()
+    save_checkpoint(base, tmp_path / "base.pt")
+    hot = ModelConfig.create("mixste", "tiny", "cluster", "attention", 9, 1)
+    model = load_weights(hot.build(), hot, tmp_path / "base.pt")
+    own = model.state_dict()
+    for k, v in base.state_dict().items():
+        assert torch.equal(own[k], v), k
+    assert set(own) - set(base.state_dict()) == set(model.hourglass.flat_names.values())
