@@ -30,7 +30,6 @@ import torch
 from tqdm import tqdm
 
 from backbones import (
-    CheckpointError,
     PoseBackbone,
     RegistryError,
     clean_state_dict,
