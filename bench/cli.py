@@ -125,7 +125,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 # ---- flops -----------------------------------------------------------------------------------
 def cmd_flops(a: argparse.Namespace) -> int:
-    from bench.flops import count_flops
+    from bench.measure.flops import count_flops
 
     cfg = model_config_from_args(a)
     report = count_flops(cfg, batch=a.batch, flip=a.flip, breakdown=a.breakdown)
@@ -135,7 +135,7 @@ def cmd_flops(a: argparse.Namespace) -> int:
 
 # ---- speed -----------------------------------------------------------------------------------
 def cmd_speed(a: argparse.Namespace) -> int:
-    from bench.speed import measure_speed
+    from bench.measure.speed import measure_speed
 
     cfg = model_config_from_args(a)
     r = measure_speed(
@@ -166,7 +166,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _data_config(a: argparse.Namespace):  # -> DataConfig
-    from bench.train import DataConfig
+    from bench.config import DataConfig
 
     keypoints = a.keypoints or ("cpn_ft_h36m_dbb" if a.data == "h36m" else "gt")
     return DataConfig(
@@ -193,7 +193,8 @@ def _train_text(d: dict[str, Any]) -> str:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from bench.train import TrainConfig, load_data, train
+    from bench.config import TrainConfig
+    from bench.training.loop import load_data, train
 
     cfg = model_config_from_args(a)
     data_cfg = _data_config(a)
@@ -217,8 +218,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from bench.evaluate import evaluate, trivial_mpjpe
-    from bench.train import load_data, load_weights, model_config_from_checkpoint, output_mode
+    from bench.training.evaluate import evaluate, trivial_mpjpe
+    from bench.training.loop import load_data, load_weights, model_config_from_checkpoint, output_mode
 
     stored = model_config_from_checkpoint(a.checkpoint)
     if a.backbone:
@@ -367,10 +368,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from backbones import CheckpointError, RegistryError
 
     errs: list[type[BaseException]] = [UserError, RegistryError, CheckpointError]
+    from bench.config import ConfigError
     from bench.grid import GridError
-    from bench.train import TrainError
+    from bench.training.loop import TrainError
 
-    errs += [GridError, TrainError]
+    errs += [ConfigError, GridError, TrainError]
     from strategies import HourglassError, ScheduleError
 
     errs += [ScheduleError, HourglassError]

@@ -1,8 +1,11 @@
-"""One grid cell's model: a pure, hashable, cheap-to-describe configuration.
+"""The one configuration model of HourglassBench: model, data, training and speed, typed and validated.
 
-``ModelConfig`` names a backbone, its preset, and the hourglass axes (pruner, recoverer, token
-schedule, depths). ``build()`` turns it into a model; nothing else is needed to count, time, train or
-evaluate it, so a cell can run in any process (or on any Ray worker) from its dict alone.
+A grid cell is a pure, cheap-to-describe configuration: a :class:`ModelConfig` (backbone, preset,
+the hourglass axes), a :class:`DataConfig`, a :class:`TrainConfig` and a :class:`SpeedConfig`.
+Every entry point (the command line, grid files and ``--set`` overrides, the benchmarks, the Python
+API) builds these through the same pydantic models, so a value is checked once, by its type and
+range, with one message format (:class:`ConfigError`: ``section.key: what is wrong``). A cell's id
+is :func:`stable_id` of its description, the one hash function of the suite.
 """
 
 from __future__ import annotations
@@ -10,15 +13,33 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backbones import PoseBackbone, RegistryError, create_backbone, get_backbone_spec
 
 Number = int | float
+Mode = Literal["scratch", "finetune", "none"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+class ConfigError(ValueError):
+    """A configuration value that is wrong in itself (type, range, unknown key): one line."""
+
+
+def stable_id(obj: Mapping[str, Any]) -> str:
+    """Stable short hash of a JSON-able description (the resume key of results rows)."""
+    blob = json.dumps(dict(obj), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def cell_id(cell: Mapping[str, Any]) -> str:
+    """The id of a grid cell: :func:`stable_id` of everything in it but its id."""
+    return stable_id({k: v for k, v in cell.items() if k != "cell_id"})
 
 
 def _tuple(v: Any) -> tuple[Any, ...]:
@@ -29,17 +50,49 @@ def _tuple(v: Any) -> tuple[Any, ...]:
     return (v,)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """A backbone plus an (optional) hourglass: the model half of a grid cell."""
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+M = TypeVar("M", bound=_Config)
+
+
+def validate(cls: type[M], data: Mapping[str, Any] | None, where: str = "") -> M:
+    """Build ``cls`` from a plain mapping; any problem is one :class:`ConfigError` line naming the key."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    try:
+        return cls.model_validate(dict(data or {}))
+    except ValidationError as e:
+        raise ConfigError(_first_error(e, where)) from None
+
+
+def _first_error(e: ValidationError, where: str) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
+    key = ".".join(p for p in (where, loc) if p)
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown option"
+    value = err.get("input")
+    shown = "" if err.get("type") in ("extra_forbidden", "missing") else f" (got {value!r})"
+    return f"{key}: {msg}{shown}"
+
+
+class ModelConfig(_Config):
+    """A backbone plus an (optional) hourglass: the model half of a grid cell.
+
+    ``recoverer=None`` means HoT's default: 'attention' (TRA) for seq2seq, 'none' for seq2frame.
+    ``tokens`` / ``depths`` are one value per pruning stage (HoT: one stage; H2OT: several).
+    """
 
     backbone: str
     preset: str = "paper"
     pruner: str = "none"
-    recoverer: str | None = None  # None: 'attention' (TRA) for seq2seq, 'none' for seq2frame
+    recoverer: str | None = None
     tokens: tuple[Number, ...] = ()
     depths: tuple[int, ...] = ()
-    overrides: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    overrides: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def create(
@@ -53,25 +106,31 @@ class ModelConfig:
         overrides: Mapping[str, Any] | None = None,
     ) -> ModelConfig:
         """Normalised constructor (lists become tuples, None means the default)."""
-        return cls(
-            backbone=backbone,
-            preset=preset,
-            pruner=pruner or "none",
-            recoverer=recoverer,
-            tokens=_tuple(tokens),
-            depths=tuple(int(d) for d in _tuple(depths)),
-            overrides=tuple(sorted((overrides or {}).items())),
+        return validate(
+            cls,
+            {
+                "backbone": backbone,
+                "preset": preset,
+                "pruner": pruner or "none",
+                "recoverer": recoverer,
+                "tokens": _tuple(tokens),
+                "depths": _tuple(depths),
+                "overrides": tuple(sorted((overrides or {}).items())),
+            },
+            "model",
         )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
-        known = {"backbone", "preset", "pruner", "recoverer", "tokens", "depths", "overrides"}
+        known = set(cls.model_fields)
         unknown = sorted(set(d) - known)
         if unknown:
             raise RegistryError(f"unknown model option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         if "backbone" not in d:
             raise RegistryError("a model configuration needs a 'backbone'")
         ov = d.get("overrides") or {}
+        if not isinstance(ov, Mapping):
+            ov = dict(ov)
         return cls.create(
             backbone=str(d["backbone"]),
             preset=str(d.get("preset", "paper")),
@@ -81,6 +140,14 @@ class ModelConfig:
             depths=d.get("depths"),
             overrides=dict(ov),
         )
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` (``cfg.replace(pruner='none', tokens=())``: its baseline)."""
+        return self.model_copy(update=changes)
+
+    def baseline(self) -> ModelConfig:
+        """The same backbone and preset with no hourglass."""
+        return self.replace(pruner="none", recoverer=None, tokens=(), depths=())
 
     @property
     def pruned(self) -> bool:
@@ -100,17 +167,19 @@ class ModelConfig:
         return "attention"
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["tokens"] = list(self.tokens)
-        d["depths"] = list(self.depths)
-        d["overrides"] = dict(self.overrides)
-        d["recoverer"] = self.effective_recoverer
-        return d
+        return {
+            "backbone": self.backbone,
+            "preset": self.preset,
+            "pruner": self.pruner,
+            "recoverer": self.effective_recoverer,
+            "tokens": list(self.tokens),
+            "depths": list(self.depths),
+            "overrides": dict(self.overrides),
+        }
 
     def cell_id(self) -> str:
-        """Stable short hash of the configuration (the resume key of a results row)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        """Stable short hash of the configuration (:func:`stable_id`)."""
+        return stable_id(self.to_dict())
 
     def label(self) -> str:
         """Human label, e.g. ``mixste/paper cluster(81@3)+attention``."""
@@ -137,3 +206,82 @@ class ModelConfig:
                     depths=list(self.depths),
                 )
         return model
+
+
+class DataConfig(_Config):
+    """Where the 2D/3D poses come from: the embedded synthetic generator or real Human3.6M files."""
+
+    source: Literal["synthetic", "h36m"] = "synthetic"
+    data_root: str | None = None
+    keypoints: str = "gt"
+    seed: int = Field(0, ge=0)
+    noise: Literal["none", "detector"] = "detector"
+    cache_dir: str | None = None
+    frames_per_sequence: int = Field(600, ge=1, le=1_000_000)  # synthetic only: length of every take
+
+
+def _finite(v: float | None) -> float | None:
+    if v is not None and not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+class TrainConfig(_Config):
+    """Optimisation budget and recipe. Budget: ``steps`` and/or ``minutes`` (whichever ends first)."""
+
+    mode: Mode = "scratch"
+    steps: int | None = Field(None, ge=1)
+    minutes: float | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(16, ge=1)  # clips per step (x T output frames for seq2seq)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    lr_decay: float = Field(0.99, gt=0, le=1)  # per epoch, as every paper here
+    train_stride: int | None = Field(None, ge=1)  # clip stride; default T (seq2seq) or T // 3 (seq2frame)
+    flip_augment: bool = True
+    test_flip: bool = True
+    eval_stride: int = Field(1, ge=1)
+    eval_batch: int = Field(64, ge=1)
+    checkpoint_every: int = Field(200, ge=1)  # steps
+    threads: int | None = Field(None, ge=1)  # torch CPU threads while training (None: torch's default)
+    loss: Literal["paper", "mpjpe"] = "paper"  # the backbone paper's objective, or plain MPJPE
+
+    _check_finite = field_validator("minutes", "lr", "weight_decay", "lr_decay")(_finite)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return self.model_copy(update=changes)
+
+    def budget_text(self) -> str:
+        parts = [f"{self.steps} steps"] if self.steps else []
+        if self.minutes:
+            parts.append(f"{self.minutes:g} min")
+        return " / ".join(parts) or "no budget"
+
+
+class SpeedConfig(_Config):
+    """The timing protocol: warm-up and timed iterations, batch, threads, device."""
+
+    batch: int = Field(1, ge=1)
+    warmup: int = Field(5, ge=0)
+    iters: int = Field(20, ge=1)
+    threads: int | None = Field(None, ge=1)
+    device: str = "cpu"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v != "cpu" and not v.startswith("cuda"):
+            raise ValueError("must be cpu or cuda[:N]")
+        return v
+
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "SpeedConfig",
+    "TrainConfig",
+    "cell_id",
+    "stable_id",
+    "validate",
+]

@@ -12,7 +12,7 @@
 
 Every result is per clip (raw / batch) and in GFLOPs (MAC counters x 2), with the ops the counter
 saw but did not count, split into arithmetic (``uncounted_ops``) and zero-cost data movement /
-selection (``zero_cost_ops``; see :mod:`bench.flops.convention`).
+selection (``zero_cost_ops``; see :mod:`bench.measure.flops.convention`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.flops.convention import COUNTER_NOTES, COUNTER_UNITS, FLOPS_PER_MAC, GIGA, op_name, split_uncounted
-from bench.flops.handles import fcm_custom_mapping, fvcore_handles, ptflops_hooks
+from bench.measure.flops.convention import COUNTER_NOTES, COUNTER_UNITS, FLOPS_PER_MAC, GIGA, op_name, split_uncounted
+from bench.measure.flops.handles import fcm_custom_mapping, fvcore_handles, ptflops_hooks
 
 if TYPE_CHECKING:
     from bench.config import ModelConfig

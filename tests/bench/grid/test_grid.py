@@ -107,7 +107,7 @@ def test_malformed_grid_files_fail_in_one_line(tmp_path, text, message):
 def test_shipped_grid_files_parse():
     from pathlib import Path
 
-    for path in sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")):
+    for path in sorted((Path(__file__).resolve().parents[3] / "configs").glob("*.yaml")):
         assert expand(load_grid(path)), path
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from bench import speed as S
+from bench.benchmarks.speedup import configs_for, format_rows, main, run_speedup
 from bench.config import ModelConfig
-from bench.env import env_tag, environment
-from bench.speedup import configs_for, format_rows, main, run_speedup
+from bench.measure import speed as S
+from bench.measure.env import env_tag, environment
 
 try:
     import strategies

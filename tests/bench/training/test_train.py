@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from backbones import get_backbone_spec, list_backbones
-from bench.config import ModelConfig
+from bench.config import ModelConfig, TrainConfig
 from bench.data.synthetic import make_synthetic_h36m
-from bench.losses import loss_for
-from bench.train import TrainConfig, TrainError, train
+from bench.training.loop import TrainError, train
+from bench.training.objectives import loss_for
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +118,14 @@ def test_finetune_loads_the_baseline_into_the_backbone(tmp_path, small_data):
     ],
 )
 def test_output_mode_follows_the_pipeline(cfg, mode):
-    from bench.train import output_mode
+    from bench.training.loop import output_mode
 
     assert output_mode(cfg) == mode
 
 
 def test_load_weights_puts_the_baseline_into_the_pruned_backbone(tmp_path):
     from backbones import save_checkpoint
-    from bench.train import load_weights
+    from bench.training.loop import load_weights
 
     torch.manual_seed(3)
     base = ModelConfig.create("mixste", "tiny").build()

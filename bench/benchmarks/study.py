@@ -1,4 +1,4 @@
-"""Accuracy study (a benchmark, not a test): ``python -m bench.study``.
+"""Accuracy study (a benchmark, not a test): ``python -m bench.benchmarks.study``.
 
 For each backbone and seed, on the embedded synthetic data (or real Human3.6M):
 
@@ -22,18 +22,17 @@ import statistics
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench.config import ModelConfig
+from bench.config import DataConfig, ModelConfig, TrainConfig
 from bench.grid import ResultStore
-from bench.train import DataConfig, TrainConfig, load_data, train
+from bench.training.loop import load_data, train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def variants(backbone: str, preset: str, tokens: float, depth: int) -> dict[str, ModelConfig]:
@@ -64,12 +63,12 @@ def run_chain(job: dict[str, Any]) -> list[dict[str, Any]]:
         batch_size=job.get("batch_size", 16),
         loss=job.get("loss", "paper"),
     )
-    budgeted = replace(common, steps=job.get("steps"), minutes=job.get("minutes"))
+    budgeted = common.replace(steps=job.get("steps"), minutes=job.get("minutes"))
     rows = []
     plan = [
-        ("baseline", replace(budgeted, mode="scratch"), None),
-        ("hot", replace(budgeted, mode="finetune"), out / "baseline" / "model.pt"),
-        ("training_free", replace(common, mode="none"), out / "baseline" / "model.pt"),
+        ("baseline", budgeted.replace(mode="scratch"), None),
+        ("hot", budgeted.replace(mode="finetune"), out / "baseline" / "model.pt"),
+        ("training_free", common.replace(mode="none"), out / "baseline" / "model.pt"),
     ]
     for name, tc, init in plan:
         r = train(v[name], tc, data, out / name, init=init, progress=False, data_name=data.name).to_dict()
@@ -139,7 +138,7 @@ def summarise(df: pd.DataFrame) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.study", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.benchmarks.study", description=__doc__.splitlines()[0])
     p.add_argument("--backbones", default="mixste,motionbert,mhformer,strided")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--minutes", type=float, default=None, help="budget per training run")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe, root_relative
+from bench.measure.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe, root_relative
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from bench.env import environment
-from bench.flops.counters import input_shape
+from bench.measure.env import environment
+from bench.measure.flops.counters import input_shape
 
 if TYPE_CHECKING:
     from bench.config import ModelConfig
@@ -41,7 +41,7 @@ _RIGHT = (1, 2, 3, 14, 15, 16)
 
 @dataclass
 class SpeedResult:
-    """One configuration's timing under the protocol of :mod:`bench.speed`."""
+    """One configuration's timing under the protocol of :mod:`bench.measure.speed`."""
 
     label: str
     cell_id: str
@@ -216,7 +216,7 @@ def _new_result(
 
 def _flops_per_clip(cfg: ModelConfig) -> tuple[float, float]:
     try:
-        from bench.flops.core import count_canonical
+        from bench.measure.flops.core import count_canonical
 
         gflops, paper, _ = count_canonical(cfg)
     except Exception:  # timing does not depend on being able to count

@@ -13,7 +13,7 @@ each counter's unit and signature:
   ``baddbmm`` and the cdist kernels (its table only has mm/matmul/addmm/bmm/convolution).
 
 Token gather/scatter, topk, sort and the random tie-break are zero-cost by convention
-(:data:`bench.flops.convention.ZERO_COST_OPS`): they are reported, not counted.
+(:data:`bench.measure.flops.convention.ZERO_COST_OPS`): they are reported, not counted.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ PAPER_TARGETS: tuple[PaperTarget, ...] = (
 
 def reproduce_targets(targets: tuple[PaperTarget, ...] = PAPER_TARGETS) -> list[dict[str, Any]]:
     """Count every target that can be built here (canonical pass only); unavailable ones are rows too."""
-    from bench.flops.core import count_canonical
+    from bench.measure.flops.core import count_canonical
 
     rows = []
     for t in targets:

@@ -6,9 +6,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bench.flops.convention import FLOPS_PER_MAC, GIGA
-from bench.flops.counters import COUNTERS, CounterResult, run_canonical, run_counter
-from bench.flops.report import FlopReport, breakdown_rows
+from bench.measure.flops.convention import FLOPS_PER_MAC, GIGA
+from bench.measure.flops.counters import COUNTERS, CounterResult, run_canonical, run_counter
+from bench.measure.flops.report import FlopReport, breakdown_rows
 
 if TYPE_CHECKING:
     from bench.config import ModelConfig

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from backbones import PoseBackbone, select_frame
 from bench.data.clips import PoseDataset, Sequence, flip_pose, seq2frame_windows, seq2seq_clips
-from bench.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe
+from bench.measure.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe
 
 OutputMode = Literal["all", "centre"]
 

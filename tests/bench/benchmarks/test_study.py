@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.study import summarise, variants
+from bench.benchmarks.study import summarise, variants
 
 
 def test_variants_follow_the_pipeline():

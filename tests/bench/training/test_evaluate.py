@@ -10,7 +10,7 @@ from torch import Tensor
 from backbones import PoseBackbone
 from bench.data.clips import PoseDataset, Sequence
 from bench.data.skeleton import JOINTS_LEFT, JOINTS_RIGHT
-from bench.evaluate import evaluate, trivial_mpjpe
+from bench.training.evaluate import evaluate, trivial_mpjpe
 
 
 class Oracle(PoseBackbone):

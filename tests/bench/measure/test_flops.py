@@ -13,7 +13,7 @@ from torch import Tensor, nn
 import backbones
 from backbones.layers import Attention, Mlp
 from bench.config import ModelConfig
-from bench.flops import (
+from bench.measure.flops import (
     MIXSTE_PER_FRAME_PER_DEPTH,
     attention_flops,
     block_flops,
@@ -23,9 +23,9 @@ from bench.flops import (
     matmul_flops,
     mixste_paper_flops,
 )
-from bench.flops import counters as C
-from bench.flops.closed_form import attention_core_flops
-from bench.flops.targets import PAPER_TARGETS
+from bench.measure.flops import counters as C
+from bench.measure.flops.closed_form import attention_core_flops
+from bench.measure.flops.targets import PAPER_TARGETS
 
 try:
     import strategies
@@ -294,7 +294,7 @@ def test_flops_fall_with_frames_by_the_analytic_amount() -> None:
 # ---- the published targets (skipped cleanly for what is not registered yet) ----------------------
 @pytest.mark.parametrize("target", PAPER_TARGETS, ids=[t.name for t in PAPER_TARGETS])
 def test_paper_targets_within_one_percent(target: object) -> None:
-    from bench.flops.targets import PaperTarget
+    from bench.measure.flops.targets import PaperTarget
 
     assert isinstance(target, PaperTarget)
     cfg = target.config()

@@ -1,9 +1,9 @@
 """Measured speedup of each backbone's HoT/TPC configuration next to its FLOPs ratio (issue 4, item 6).
 
-    python -m bench.speedup --preset paper --backbones mixste --warmup 2 --iters 5 --threads 2
+    python -m bench.benchmarks.speedup --preset paper --backbones mixste --warmup 2 --iters 5 --threads 2
 
 For every backbone the baseline and its published hourglass configuration(s) are timed
-round-robin in **one** process (:func:`bench.speed.compare_speed`), so the ratio is meaningful even
+round-robin in **one** process (:func:`bench.measure.speed.compare_speed`), so the ratio is meaningful even
 on a loaded machine; absolute times are not. The table shows the measured speedup (median and
 min latency ratio, per clip) beside the FLOPs ratio base / variant in the paper convention and the
 all-matmul convention, and their quotient: > 1 means pruning buys more speed than its FLOPs
@@ -93,8 +93,8 @@ def run_speedup(
 ) -> list[dict[str, Any]]:
     """One row per (backbone, variant): measured speedup, FLOPs ratios and their quotients."""
     from backbones import list_backbones
-    from bench.flops.core import count_canonical
-    from bench.speed import compare_speed
+    from bench.measure.flops.core import count_canonical
+    from bench.measure.speed import compare_speed
 
     names = list(backbones) if backbones else [b for b in HOT_VARIANTS if b in list_backbones()]
     rows: list[dict[str, Any]] = []
@@ -196,8 +196,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.speedup``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.speedup", description=__doc__.split("\n\n")[0])
+    """``python -m bench.benchmarks.speedup``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.speedup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="paper", help="paper | small | tiny (default: paper)")
     parser.add_argument("--backbones", nargs="*", default=None, help="default: every registered one with a variant")
     parser.add_argument("--warmup", type=int, default=2)

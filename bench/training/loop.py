@@ -7,7 +7,7 @@ Three modes (issue: "Data and training"):
   Token Pruning / Recovering Modules), train the whole model;
 * ``none``: training-free: insert a parameter-free strategy into a trained baseline and evaluate.
 
-Each backbone trains with its paper's objective (:mod:`bench.losses`), AdamW, an exponential
+Each backbone trains with its paper's objective (:mod:`bench.training.objectives`), AdamW, an exponential
 per-epoch learning-rate decay and horizontal-flip augmentation; evaluation uses test-time flip.
 A run writes, atomically, ``model.pt`` (weights only, a plain state dict with the paper's keys),
 ``model.json`` (the configuration, so ``evaluate`` can rebuild the model) and ``train_state.pt``
@@ -21,9 +21,9 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,12 +37,11 @@ from backbones import (
     save_checkpoint,
 )
 from backbones._checkpoint import extract_state_dict, read_checkpoint
-from bench.config import ModelConfig
+from bench.config import DataConfig, ModelConfig, TrainConfig
 from bench.data.clips import PoseDataset, flip_pose, seq2seq_clips
-from bench.evaluate import EvalResult, OutputMode, evaluate, trivial_mpjpe
-from bench.losses import loss_for
+from bench.training.evaluate import EvalResult, OutputMode, evaluate, trivial_mpjpe
+from bench.training.objectives import loss_for
 
-Mode = Literal["scratch", "finetune", "none"]
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.pt"
 META_FILE = "model.json"
@@ -50,19 +49,6 @@ META_FILE = "model.json"
 
 class TrainError(ValueError):
     """A training request that cannot be honoured (one-line message)."""
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the 2D/3D poses come from: the embedded synthetic generator or real Human3.6M files."""
-
-    source: Literal["synthetic", "h36m"] = "synthetic"
-    data_root: str | None = None
-    keypoints: str = "gt"
-    seed: int = 0
-    noise: Literal["none", "detector"] = "detector"
-    cache_dir: str | None = None
-    frames_per_sequence: int = 600  # synthetic only: length of every generated take
 
 
 def load_data(cfg: DataConfig) -> PoseDataset:
@@ -80,34 +66,6 @@ def load_data(cfg: DataConfig) -> PoseDataset:
             raise DataError("--data h36m needs --data-root DIR (the folder with data_3d_h36m.npz)")
         return load_h36m(cfg.data_root, keypoints=cfg.keypoints)
     raise TrainError(f"unknown data source '{cfg.source}' (known: synthetic, h36m)")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation budget and recipe. Budget: ``steps`` and/or ``minutes`` (whichever ends first)."""
-
-    mode: Mode = "scratch"
-    steps: int | None = None
-    minutes: float | None = None
-    seed: int = 0
-    batch_size: int = 16  # clips per step (x T output frames for seq2seq)
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    lr_decay: float = 0.99  # per epoch, as every paper here
-    train_stride: int | None = None  # clip stride; default T (seq2seq) or T // 3 (seq2frame)
-    flip_augment: bool = True
-    test_flip: bool = True
-    eval_stride: int = 1
-    eval_batch: int = 64
-    checkpoint_every: int = 200  # steps
-    threads: int | None = None  # torch CPU threads while training (None: torch's default)
-    loss: Literal["paper", "mpjpe"] = "paper"  # the backbone paper's objective, or plain MPJPE
-
-    def budget_text(self) -> str:
-        parts = [f"{self.steps} steps"] if self.steps else []
-        if self.minutes:
-            parts.append(f"{self.minutes:g} min")
-        return " / ".join(parts) or "no budget"
 
 
 @dataclass
@@ -172,7 +130,7 @@ def load_weights(model: PoseBackbone, cfg: ModelConfig, path: str | os.PathLike[
     if set(sd) == own or not cfg.pruned:
         load_state_dict_strict(model, sd)
         return model
-    base = replace(cfg, pruner="none", recoverer=None, tokens=(), depths=()).build()
+    base = cfg.baseline().build()
     load_state_dict_strict(base, sd)  # strict on every backbone key: only the strategy's keys may be absent
     result = model.load_state_dict(base.state_dict(), strict=False)
     assert not result.unexpected_keys, result.unexpected_keys
@@ -284,7 +242,7 @@ def train(
         ckpt_path = str(save_checkpoint(model, out / MODEL_FILE))
         _atomic_json(
             out / META_FILE,
-            {"model": model_cfg.to_dict(), "train": asdict(tc), "steps": step, "data": data_name},
+            {"model": model_cfg.to_dict(), "train": tc.model_dump(), "steps": step, "data": data_name},
         )
     mode = output_mode(model_cfg)
     result = evaluate(model, data, mode, flip=tc.test_flip, batch_size=tc.eval_batch, stride=tc.eval_stride)

@@ -8,8 +8,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from bench.flops.convention import CANONICAL, FLIP, PAPER, UNITS
-from bench.flops.counters import CounterResult
+from bench.measure.flops.convention import CANONICAL, FLIP, PAPER, UNITS
+from bench.measure.flops.counters import CounterResult
 
 
 def fmt_g(x: float) -> str:
@@ -22,7 +22,7 @@ def fmt_g(x: float) -> str:
 
 @dataclass
 class FlopReport:
-    """Parameters and FLOPs of one ``ModelConfig`` (see :mod:`bench.flops.convention`).
+    """Parameters and FLOPs of one ``ModelConfig`` (see :mod:`bench.measure.flops.convention`).
 
     ``gflops`` is the canonical all-matmul figure (FlopCounterMode on meta) and ``gflops_paper``
     the HoT papers' convention (2 x Linear/Conv MACs); both per clip, batch 1, without flip.

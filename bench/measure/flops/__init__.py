@@ -1,7 +1,7 @@
 """FLOP counting with declared units and coverage (issue 4; conventions.md §9).
 
     from bench.config import ModelConfig
-    from bench.flops import count_flops
+    from bench.measure.flops import count_flops
     report = count_flops(ModelConfig.create("mixste", "paper"))
     print(report.format_text())          # or report.to_dict() for json
 
@@ -9,10 +9,10 @@ Three real counters run on the ``meta`` device (no arithmetic): torch's ``FlopCo
 canonical all-matmul figure), fvcore and ptflops' ``aten`` backend, each with handles for the ops
 our models use (fused SDPA, cdist) and a list of the ops it left uncounted. The HoT papers'
 convention (2 x Linear/Conv MACs) is counted beside it with module hooks. See
-:mod:`bench.flops.convention` for the exact definitions and units.
+:mod:`bench.measure.flops.convention` for the exact definitions and units.
 """
 
-from bench.flops.closed_form import (
+from bench.measure.flops.closed_form import (
     MIXSTE_PER_FRAME_PER_DEPTH,
     attention_flops,
     block_flops,
@@ -22,10 +22,10 @@ from bench.flops.closed_form import (
     mixste_paper_flops,
     mlp_flops,
 )
-from bench.flops.convention import CANONICAL, PAPER, UNITS
-from bench.flops.core import count_canonical, count_flops
-from bench.flops.counters import COUNTERS, CounterResult
-from bench.flops.report import FlopReport
+from bench.measure.flops.convention import CANONICAL, PAPER, UNITS
+from bench.measure.flops.core import count_canonical, count_flops
+from bench.measure.flops.counters import COUNTERS, CounterResult
+from bench.measure.flops.report import FlopReport
 
 __all__ = [
     "CANONICAL",
