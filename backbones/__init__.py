@@ -19,10 +19,14 @@ from backbones._checkpoint import (
     save_checkpoint,
 )
 from backbones._registry import (
+    REQUIRED_PRESETS,
     BackboneSpec,
+    HourglassVariant,
+    Objective,
     PaperResult,
     PresetSpec,
     RegistryError,
+    TrainRecipe,
     create_backbone,
     get_backbone_spec,
     list_backbones,
@@ -31,14 +35,18 @@ from backbones._registry import (
 from backbones.base import PoseBackbone, PoseOutput, TokenState, select_frame
 
 __all__ = [
+    "REQUIRED_PRESETS",
     "BackboneSpec",
     "CheckpointError",
+    "HourglassVariant",
+    "Objective",
     "PaperResult",
     "PoseBackbone",
     "PoseOutput",
     "PresetSpec",
     "RegistryError",
     "TokenState",
+    "TrainRecipe",
     "clean_state_dict",
     "create_backbone",
     "get_backbone_spec",

@@ -11,12 +11,17 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from torch import nn
 
 Pipeline = Literal["seq2seq", "seq2frame"]
+#: (PoseOutput, targets (B, T, J, 3)) -> scalar loss; see backbones.objectives
+Objective = Callable[..., Any]
+#: Presets every backbone must declare: the published configuration and the CPU-scale one that the
+#: default grid, the tests and the toy-scale recipes use.
+REQUIRED_PRESETS = ("paper", "tiny")
 
 
 class RegistryError(ValueError):
@@ -34,9 +39,38 @@ class PaperResult:
     pmpjpe_mm: float | None = None
     gflops_paper: float | None = None
     gflops_all_matmul: float | None = None
+    flops_official: int | None = None  # FlopCounterMode on the official class, exact (backbones.md §5.1)
     params: int | None = None
     source: str = ""
     keypoints_2d: str = "cpn_ft_h36m_dbb"
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How a preset trains when it departs from the paper's recipe (the ``tiny`` CPU-scale presets).
+
+    ``notes`` says what changes and why; the fields are read by ``bench.training`` as defaults that a
+    user's explicit options override.
+    """
+
+    lr: float | None = None
+    warmup_steps: int = 0  # linear learning-rate warm-up from 0
+    loss_weights: Mapping[str, float] = field(default_factory=dict)  # objective term -> weight override
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class HourglassVariant:
+    """A published hourglass configuration of a backbone (HoT / TPC), with its published figures."""
+
+    name: str  # e.g. "HoT-MixSTE(81,3)"
+    preset: str
+    pruner: str
+    recoverer: str
+    tokens: int | tuple[int, ...]
+    depths: int | tuple[int, ...]
+    paper: PaperResult | None = None
+    official_layout: str | None = None  # TSV name in shared/docs/official_state_dicts
 
 
 @dataclass(frozen=True)
@@ -51,6 +85,7 @@ class PresetSpec:
     in_channels: int = 2
     official_layout: str | None = None  # TSV name in shared/docs/official_state_dicts
     paper: PaperResult | None = None
+    recipe: TrainRecipe | None = None  # departures from the paper's training recipe at this preset
 
 
 @dataclass(frozen=True)
@@ -66,6 +101,10 @@ class BackboneSpec:
     checkpoint_key: str | None = None  # dict key holding weights in the official files
     notes: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    objective: Objective | None = None  # the paper's training objective (PoseOutput, targets) -> loss
+    objective_text: str = ""  # the objective in words, e.g. "MPJPE + 0.5 N-MPJPE + 20 velocity"
+    variants: tuple[HourglassVariant, ...] = ()  # published HoT / TPC configurations
+    hot_preset: str = "paper"  # the preset HoT's comparisons use (MotionBERT: 'lite')
 
     def preset(self, name: str) -> PresetSpec:
         if name not in self.presets:
@@ -75,7 +114,8 @@ class BackboneSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready metadata (used by ``run_bench.py list --format json``)."""
-        d = asdict(self)
+        d = asdict(replace(self, objective=None))
+        d["objective"] = self.objective_text or (self.objective.__name__ if self.objective else None)
         d["presets"] = {k: asdict(v) for k, v in self.presets.items()}
         for p in d["presets"].values():
             p["kwargs"] = dict(p["kwargs"])
@@ -124,6 +164,15 @@ _BACKBONES = Registry("backbone")
 
 def register_backbone(spec: BackboneSpec) -> Callable[[BuilderFn], BuilderFn]:
     """Decorator: ``@register_backbone(SPEC)`` over a builder ``fn(preset, **overrides)``."""
+
+    missing = [p for p in REQUIRED_PRESETS if p not in spec.presets]
+    if missing:
+        raise RegistryError(f"backbone '{spec.name}' must declare the preset(s) {', '.join(missing)}")
+    unknown = sorted({v.preset for v in spec.variants} - set(spec.presets)) + (
+        [] if spec.hot_preset in spec.presets else [spec.hot_preset]
+    )
+    if unknown:
+        raise RegistryError(f"backbone '{spec.name}' names unknown preset(s) {', '.join(unknown)}")
 
     def deco(fn: BuilderFn) -> BuilderFn:
         _BACKBONES.add(spec.name, _Entry(spec=spec, builder=fn))

@@ -28,10 +28,11 @@ from typing import cast
 
 from torch import Tensor, nn
 
-from backbones._registry import BackboneSpec, PaperResult, PresetSpec, register_backbone
+from backbones._registry import BackboneSpec, HourglassVariant, PaperResult, PresetSpec, register_backbone
 from backbones.base import PoseBackbone
 from backbones.layers import RecordsAttention
 from backbones.mhformer_blocks import HypothesisTransformer, MHGTransformer, SHRBlock
+from backbones.objectives import mhformer_loss
 
 MHG_HEADS = 9  # hard-coded in the official Model
 
@@ -201,6 +202,26 @@ MHFORMER_SPEC = BackboneSpec(
             heads=8,
         ),
     },
+    objective=mhformer_loss,
+    objective_text="MPJPE on every output frame (MHFormer; TPC: the kept frames)",
+    variants=(
+        HourglassVariant(
+            name="TPC-MHFormer(117,1)",
+            preset="paper",
+            pruner="cluster",
+            recoverer="none",
+            tokens=117,
+            depths=1,
+            official_layout="tpc_mhformer_351_n117_k1",
+            paper=PaperResult(
+                gflops_paper=8.22,
+                gflops_all_matmul=9.17,
+                flops_official=9_164_885_184,
+                params=31_516_125,
+                source="papers.md §3; official-class count backbones.md §5.1",
+            ),
+        ),
+    ),
     notes=(
         "Tokens (B, F, 3, C): axis 2 = the three hypotheses; blocks = SHR x (layers-1) + CHI x 1. "
         "MHG attends over the 34 joint coordinates with the F frames as channels (F divisible by 9). "

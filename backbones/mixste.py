@@ -17,9 +17,10 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from backbones._registry import BackboneSpec, PaperResult, PresetSpec, register_backbone
+from backbones._registry import BackboneSpec, HourglassVariant, PaperResult, PresetSpec, register_backbone
 from backbones.base import PoseBackbone
 from backbones.layers import Attention, DropPath, Mlp, RecordsAttention, drop_path_rates
+from backbones.objectives import mixste_loss
 
 
 class Block(nn.Module):
@@ -147,6 +148,44 @@ MIXSTE_SPEC = BackboneSpec(
             heads=4,
         ),
     },
+    objective=mixste_loss,
+    objective_text="joint-weighted MPJPE + 0.5 temporal consistency + 2.0 velocity (MixSTE, HoT w. MixSTE)",
+    variants=(
+        HourglassVariant(
+            name="HoT-MixSTE(81,3)",
+            preset="paper",
+            pruner="cluster",
+            recoverer="attention",
+            tokens=81,
+            depths=3,
+            official_layout="hot_mixste_243_n81_k3",
+            paper=PaperResult(
+                mpjpe_mm=41.0,
+                gflops_paper=167.52,
+                gflops_all_matmul=176.18,
+                flops_official=176_178_447_360,
+                params=35_000_323,
+                source="papers.md §3 ‡ (strict Linear+Conv: 167.51); official-class count backbones.md §5.1",
+            ),
+        ),
+        HourglassVariant(
+            name="TPC-MixSTE(61,7)",
+            preset="paper",
+            pruner="cluster",
+            recoverer="none",
+            tokens=61,
+            depths=7,
+            official_layout="tpc_mixste_243_n61_k7",
+            paper=PaperResult(
+                mpjpe_mm=39.9,
+                gflops_paper=251.29,
+                gflops_all_matmul=266.85,
+                flops_official=266_847_388_672,
+                params=33_783_811,
+                source="papers.md §3 ‡ (strict Linear+Conv: 251.28); official-class count backbones.md §5.1",
+            ),
+        ),
+    ),
     notes="Spatial_norm / Temporal_norm are single modules shared by all depths (weight-compatible quirk).",
 )
 

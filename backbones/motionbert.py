@@ -28,9 +28,10 @@ from typing import Literal, cast
 import torch
 from torch import Tensor, nn
 
-from backbones._registry import BackboneSpec, PaperResult, PresetSpec, register_backbone
+from backbones._registry import BackboneSpec, HourglassVariant, PaperResult, PresetSpec, register_backbone
 from backbones.base import PoseBackbone
 from backbones.layers import Attention, DropPath, Mlp, RecordsAttention, drop_path_rates
+from backbones.objectives import motionbert_loss
 
 StageMode = Literal["stage_st", "stage_ts"]
 
@@ -283,6 +284,28 @@ MOTIONBERT_SPEC = BackboneSpec(
             in_channels=3,
         ),
     },
+    objective=motionbert_loss,
+    objective_text="MPJPE + 0.5 N-MPJPE + 20 velocity (MotionBERT)",
+    hot_preset="lite",
+    variants=(
+        HourglassVariant(
+            name="HoT-MotionBERT-lite(81,1)",
+            preset="lite",
+            pruner="cluster",
+            recoverer="attention",
+            tokens=81,
+            depths=1,
+            official_layout="hot_motionbert_lite_n81_k1",
+            paper=PaperResult(
+                mpjpe_mm=39.8,
+                gflops_paper=63.21,
+                gflops_all_matmul=66.86,
+                flops_official=66_856_720_896,
+                params=16_347_661,
+                source="papers.md §3; official-class count backbones.md §5.1",
+            ),
+        ),
+    ),
     notes=(
         "HoT benchmarks the Lite configuration (preset 'lite': dim 256, MLP x4, 16.00 M params), not MotionBERT's "
         "own Human3.6M configuration (preset 'paper': dim 512, MLP x2, 42.47 M). Input channels are (x, y, conf); "

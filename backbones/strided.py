@@ -36,9 +36,10 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from backbones._registry import BackboneSpec, PaperResult, PresetSpec, register_backbone
+from backbones._registry import BackboneSpec, HourglassVariant, PaperResult, PresetSpec, register_backbone
 from backbones.base import PoseBackbone
 from backbones.layers import RecordsAttention
+from backbones.objectives import strided_loss
 
 
 class LayerNorm(nn.Module):
@@ -379,6 +380,19 @@ STRIDED_SPEC = BackboneSpec(
             heads=4,
         ),
     },
+    objective=strided_loss,
+    objective_text="centre-frame MPJPE + full-sequence MPJPE of the VTE output (StridedTransformer)",
+    variants=(
+        HourglassVariant(
+            name="TPC-Strided(117,1)",
+            preset="paper",
+            pruner="cluster",
+            recoverer="none",
+            tokens=117,
+            depths=1,
+            paper=None,  # not published: HoT's TPC applied as in TPC w. MHFormer (T/3 at the first block)
+        ),
+    ),
     notes=(
         "Custom LayerNorm (unbiased std, eps outside the root); Transformer.model.norm and "
         "Transformer_reduce.model.norm are in the state dict but unused; the refine module "

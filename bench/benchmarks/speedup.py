@@ -21,42 +21,19 @@ import json
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tabulate import tabulate
 
+from backbones import HourglassVariant
 from bench.config import ModelConfig
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A published hourglass configuration of one backbone (paper preset)."""
-
-    name: str
-    pruner: str
-    recoverer: str
-    tokens: int
-    depth: int
-
-
-#: backbone -> (preset its HoT figures use at ``paper``, its published variants). papers.md §3.
-HOT_VARIANTS: dict[str, tuple[str, tuple[Variant, ...]]] = {
-    "mixste": (
-        "paper",
-        (Variant("HoT", "cluster", "attention", 81, 3), Variant("TPC", "cluster", "none", 61, 7)),
-    ),
-    "motionbert": ("lite", (Variant("HoT", "cluster", "attention", 81, 1),)),
-    "mhformer": ("paper", (Variant("TPC", "cluster", "none", 117, 1),)),
-    "strided": ("paper", (Variant("TPC", "cluster", "none", 117, 1),)),
-}
-
-
 def base_preset(backbone: str, preset: str) -> str:
-    """The preset a backbone's baseline runs at (MotionBERT's ``paper`` comparison is HoT's Lite)."""
-    if preset == "paper" and backbone in HOT_VARIANTS:
-        return HOT_VARIANTS[backbone][0]
-    return preset
+    """The preset a backbone's baseline runs at: its registry entry's ``hot_preset`` for ``paper``."""
+    from backbones import get_backbone_spec
+
+    return get_backbone_spec(backbone).hot_preset if preset == "paper" else preset
 
 
 def configs_for(backbone: str, preset: str) -> tuple[ModelConfig, list[tuple[str, ModelConfig]]]:
@@ -65,20 +42,25 @@ def configs_for(backbone: str, preset: str) -> tuple[ModelConfig, list[tuple[str
 
     bp = base_preset(backbone, preset)
     base = ModelConfig.create(backbone, bp)
-    variants = HOT_VARIANTS.get(backbone, ("paper", (Variant("HoT", "cluster", "attention", 0, 1),)))[1]
+    published = get_backbone_spec(backbone).variants
+    variants = published or (HourglassVariant("HoT", bp, "cluster", "attention", 0, 1),)
     spec = get_backbone_spec(backbone).preset(bp)
     out = []
     valid_depths: range | None = None
     for v in variants:
-        tokens, depth = v.tokens, v.depth
+        tokens, depth = _single(v.tokens), _single(v.depths)
         if preset != "paper" or tokens <= 0:
             if valid_depths is None:
                 valid_depths = base.build("meta").prune_depths
             tokens = max(2, round(spec.frames / 3))
             depth = min(max(depth, valid_depths.start), valid_depths.stop - 1)
         cfg = ModelConfig.create(backbone, bp, pruner=v.pruner, recoverer=v.recoverer, tokens=tokens, depths=depth)
-        out.append((f"{v.name}({tokens},{depth})", cfg))
+        out.append((f"{v.name.split('-')[0].split('(')[0]}({tokens},{depth})", cfg))
     return base, out
+
+
+def _single(v: int | tuple[int, ...]) -> int:
+    return v if isinstance(v, int) else v[0]
 
 
 def run_speedup(
@@ -96,7 +78,7 @@ def run_speedup(
     from bench.measure.flops.core import count_canonical
     from bench.measure.speed import compare_speed
 
-    names = list(backbones) if backbones else [b for b in HOT_VARIANTS if b in list_backbones()]
+    names = list(backbones) if backbones else list_backbones()
     rows: list[dict[str, Any]] = []
     for backbone in names:
         try:

@@ -139,7 +139,7 @@ def summarise(df: pd.DataFrame) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.benchmarks.study", description=__doc__.splitlines()[0])
-    p.add_argument("--backbones", default="mixste,motionbert,mhformer,strided")
+    p.add_argument("--backbones", default=None, help="comma-separated (default: every registered backbone)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--minutes", type=float, default=None, help="budget per training run")
     p.add_argument("--steps", type=int, default=None, help="budget per training run")
@@ -162,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = ResultStore(Path(a.out) / "results.csv")
     done = store.done_ids()
     jobs = []
-    for backbone in a.backbones.split(","):
+    from backbones import list_backbones
+
+    for backbone in a.backbones.split(",") if a.backbones else list_backbones():
         for seed in (int(s) for s in a.seeds.split(",")):
             if f"{backbone}-{a.preset}-s{seed}-training_free" in done:
                 continue

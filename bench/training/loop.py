@@ -40,7 +40,7 @@ from backbones._checkpoint import extract_state_dict, read_checkpoint
 from bench.config import DataConfig, ModelConfig, TrainConfig
 from bench.data.clips import PoseDataset, flip_pose, seq2seq_clips
 from bench.training.evaluate import EvalResult, OutputMode, evaluate, trivial_mpjpe
-from bench.training.objectives import loss_for
+from bench.training.objectives import objective_for
 
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.pt"
@@ -200,7 +200,7 @@ def train(
             step, seconds_before = int(st["step"]), float(st["seconds"])
             notes.append(f"resumed from step {step}")
         resumed_from = step
-        loss_fn = loss_for(model_cfg.backbone if tc.loss == "paper" else "mpjpe")
+        loss_fn = objective_for(model_cfg.backbone, tc.loss)
         model.train()
         t0 = time.perf_counter()
         deadline = t0 + tc.minutes * 60 - seconds_before if tc.minutes else math.inf

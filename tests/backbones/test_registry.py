@@ -83,7 +83,10 @@ def test_register_backbone_decorator_adds_an_entry(monkeypatch):
         pipeline="seq2seq",
         paper_title="t",
         official_code="-",
-        presets={"paper": PresetSpec(kwargs={"n": 2}, frames=1, depth=1, dim=2, heads=1)},
+        presets={
+            "paper": PresetSpec(kwargs={"n": 2}, frames=1, depth=1, dim=2, heads=1),
+            "tiny": PresetSpec(kwargs={"n": 1}, frames=1, depth=1, dim=1, heads=1),
+        },
     )
 
     @register_backbone(spec)
@@ -93,3 +96,15 @@ def test_register_backbone_decorator_adds_an_entry(monkeypatch):
     assert list_backbones() == ["toy"]
     assert create_backbone("toy").in_features == 2
     assert create_backbone("toy", n=3).in_features == 3
+
+
+def test_a_backbone_without_a_tiny_preset_is_refused():
+    spec = BackboneSpec(
+        name="no_tiny",
+        pipeline="seq2seq",
+        paper_title="t",
+        official_code="-",
+        presets={"paper": PresetSpec(kwargs={}, frames=1, depth=1, dim=2, heads=1)},
+    )
+    with pytest.raises(RegistryError, match="must declare the preset.*tiny"):
+        register_backbone(spec)

@@ -13,14 +13,14 @@ convention (2 x Linear/Conv MACs) is counted beside it with module hooks. See
 """
 
 from bench.measure.flops.closed_form import (
-    MIXSTE_PER_FRAME_PER_DEPTH,
     attention_flops,
     block_flops,
     cross_attention_flops,
+    depth_flops_per_frame,
     linear_flops,
     matmul_flops,
-    mixste_paper_flops,
     mlp_flops,
+    spatio_temporal_paper_flops,
 )
 from bench.measure.flops.convention import CANONICAL, PAPER, UNITS
 from bench.measure.flops.core import count_canonical, count_flops
@@ -30,7 +30,6 @@ from bench.measure.flops.report import FlopReport
 __all__ = [
     "CANONICAL",
     "COUNTERS",
-    "MIXSTE_PER_FRAME_PER_DEPTH",
     "PAPER",
     "UNITS",
     "CounterResult",
@@ -40,8 +39,9 @@ __all__ = [
     "count_canonical",
     "count_flops",
     "cross_attention_flops",
+    "depth_flops_per_frame",
     "linear_flops",
     "matmul_flops",
-    "mixste_paper_flops",
     "mlp_flops",
+    "spatio_temporal_paper_flops",
 ]

@@ -1,6 +1,6 @@
 """Closed-form FLOPs (2 per MAC, bias excluded) for the unit tests and the hierarchical schedules.
 
-The layer formulas are exact for what FlopCounterMode counts. The MixSTE-family formula is
+The layer formulas are exact for what FlopCounterMode counts. The spatio-temporal formula (MixSTE's family) is
 papers.md §4: per frame token and per depth (one spatial + one temporal block over 17 joints at
 C = 512, MLP 1024), the Linear layers cost 17 x 2 x (3C² + C² + 2·C·H) MACs = 142,606,336 FLOPs.
 """
@@ -47,11 +47,13 @@ def block_flops(batch: int, tokens: int, dim: int, hidden: int, paper: bool = Fa
     return attention_flops(batch, tokens, dim, paper) + mlp_flops(batch * tokens, dim, hidden)
 
 
-#: papers.md §4: Linear FLOPs per frame token per MixSTE depth (spatial + temporal), C = 512, H = 1024.
-MIXSTE_PER_FRAME_PER_DEPTH = 17 * 2 * (3 * 512**2 + 512**2 + 2 * 512 * 1024) * 2  # 142,606,336
+def depth_flops_per_frame(joints: int = 17, dim: int = 512, hidden: int = 1024) -> int:
+    """papers.md §4: Linear FLOPs per frame token of one spatial + temporal block pair over ``joints``
+    (142,606,336 at C = 512, H = 1024)."""
+    return joints * 2 * (3 * dim**2 + dim**2 + 2 * dim * hidden) * 2
 
 
-def mixste_paper_flops(
+def spatio_temporal_paper_flops(
     tokens_per_block: Sequence[int],
     frames: int = 243,
     recovered_from: int | None = None,
@@ -61,13 +63,13 @@ def mixste_paper_flops(
     in_channels: int = 2,
     head_rows: int | None = None,
 ) -> int:
-    """Paper-convention FLOPs of a MixSTE-family model, exact (papers.md §4 closed form).
+    """Paper-convention FLOPs of a spatio-temporal (seq2seq, joint-token) model, exact (papers.md §4).
 
     ``tokens_per_block``: frame tokens entering each depth. ``recovered_from``: n of a TRA
     recovery (q/proj on T, k/v on n), None without. ``head_rows``: frames the head regresses
     (default: T with recovery or no pruning, else the last block's count).
     """
-    per_depth = joints * 2 * (3 * dim**2 + dim**2 + 2 * dim * hidden) * 2
+    per_depth = depth_flops_per_frame(joints, dim, hidden)
     total = per_depth * sum(tokens_per_block)
     total += linear_flops(frames * joints, in_channels, dim)  # Spatial_patch_to_embedding
     if recovered_from is not None:
@@ -79,13 +81,13 @@ def mixste_paper_flops(
 
 
 __all__ = [
-    "MIXSTE_PER_FRAME_PER_DEPTH",
     "attention_core_flops",
     "attention_flops",
     "block_flops",
     "cross_attention_flops",
+    "depth_flops_per_frame",
     "linear_flops",
     "matmul_flops",
-    "mixste_paper_flops",
     "mlp_flops",
+    "spatio_temporal_paper_flops",
 ]

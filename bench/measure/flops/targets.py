@@ -1,4 +1,5 @@
-"""The published FLOPs the suite must reproduce (shared/docs/papers.md §2-§3, backbones.md §0).
+"""The published FLOPs the suite must reproduce, read from the backbone registry (``PaperResult`` of
+each preset and each published HoT/TPC variant; their sources: shared/docs/papers.md §2-§3).
 
 ``gflops_paper`` is HoT's convention (2 x Linear/Conv MACs, per clip); HoT's own figures for the
 two MixSTE variants include the 0.0045 G joint-pooling term (papers.md ‡), which ours does not, so
@@ -31,62 +32,38 @@ class PaperTarget:
         return ModelConfig.create(self.backbone, self.preset, **self.hourglass)
 
 
-def _hot(pruner: str, recoverer: str, tokens: int, depth: int) -> dict[str, Any]:
-    return {"pruner": pruner, "recoverer": recoverer, "tokens": tokens, "depths": depth}
+def paper_targets() -> tuple[PaperTarget, ...]:
+    """Every published configuration in the backbone registry: presets and HoT/TPC variants with FLOPs."""
+    from backbones import get_backbone_spec, list_backbones
+
+    out: list[PaperTarget] = []
+    for name in list_backbones():
+        spec = get_backbone_spec(name)
+        for preset, ps in spec.presets.items():
+            r = ps.paper
+            if r is not None and r.gflops_paper is not None and r.gflops_all_matmul is not None:
+                params = r.params if r.params is not None else 0
+                out.append(
+                    PaperTarget(
+                        f"{name}/{preset}", name, preset, r.gflops_paper, r.gflops_all_matmul, params, {}, r.source
+                    )
+                )
+        for v in spec.variants:
+            r = v.paper
+            if r is not None and r.gflops_paper is not None and r.gflops_all_matmul is not None:
+                hourglass = {"pruner": v.pruner, "recoverer": v.recoverer, "tokens": v.tokens, "depths": v.depths}
+                params = r.params if r.params is not None else 0
+                out.append(
+                    PaperTarget(
+                        v.name, name, v.preset, r.gflops_paper, r.gflops_all_matmul, params, hourglass, r.source
+                    )
+                )
+    return tuple(out)
 
 
-PAPER_TARGETS: tuple[PaperTarget, ...] = (
-    PaperTarget("MixSTE", "mixste", "paper", 277.25, 294.85, 33_783_811, source="HoT fig. 1; papers.md §2"),
-    PaperTarget(
-        "HoT-MixSTE(81,3)",
-        "mixste",
-        "paper",
-        167.52,
-        176.18,
-        35_000_323,
-        _hot("cluster", "attention", 81, 3),
-        "papers.md §3 ‡ (strict Linear+Conv: 167.51)",
-    ),
-    PaperTarget(
-        "TPC-MixSTE(61,7)",
-        "mixste",
-        "paper",
-        251.29,
-        266.85,
-        33_783_811,
-        _hot("cluster", "none", 61, 7),
-        "papers.md §3 ‡ (strict Linear+Conv: 251.28)",
-    ),
-    PaperTarget("MotionBERT-lite", "motionbert", "lite", 131.09, 142.09, 16_001_549, source="papers.md §2"),
-    PaperTarget(
-        "HoT-MotionBERT-lite(81,1)",
-        "motionbert",
-        "lite",
-        63.21,
-        66.86,
-        16_347_661,
-        _hot("cluster", "attention", 81, 1),
-        "papers.md §3",
-    ),
-    PaperTarget("MotionBERT-h36m(512)", "motionbert", "paper", 348.81, 370.81, 42_466_317, source="papers.md §2"),
-    PaperTarget("MHFormer", "mhformer", "paper", 14.15, 16.44, 31_516_125, source="papers.md §2"),
-    PaperTarget(
-        "TPC-MHFormer(117,1)",
-        "mhformer",
-        "paper",
-        8.22,
-        9.17,
-        31_516_125,
-        _hot("cluster", "none", 117, 1),
-        "papers.md §3",
-    ),
-    PaperTarget("MHFormer-81", "mhformer", "paper81", 3.12, 3.25, 19_837_545, source="papers.md §2"),
-    PaperTarget("StridedTransformer", "strided", "paper", 1.60, 2.12, 4_346_214, source="papers.md §2 (no refine)"),
-)
-
-
-def reproduce_targets(targets: tuple[PaperTarget, ...] = PAPER_TARGETS) -> list[dict[str, Any]]:
+def reproduce_targets(targets: tuple[PaperTarget, ...] | None = None) -> list[dict[str, Any]]:
     """Count every target that can be built here (canonical pass only); unavailable ones are rows too."""
+    targets = paper_targets() if targets is None else targets
     from bench.measure.flops.core import count_canonical
 
     rows = []
@@ -145,7 +122,7 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
     )
 
 
-__all__ = ["PAPER_TARGETS", "PaperTarget", "format_targets", "reproduce_targets"]
+__all__ = ["PaperTarget", "format_targets", "paper_targets", "reproduce_targets"]
 
 if __name__ == "__main__":
     print(format_targets(reproduce_targets()))

@@ -14,18 +14,18 @@ import backbones
 from backbones.layers import Attention, Mlp
 from bench.config import ModelConfig
 from bench.measure.flops import (
-    MIXSTE_PER_FRAME_PER_DEPTH,
     attention_flops,
     block_flops,
     count_canonical,
     count_flops,
+    depth_flops_per_frame,
     linear_flops,
     matmul_flops,
-    mixste_paper_flops,
+    spatio_temporal_paper_flops,
 )
 from bench.measure.flops import counters as C
 from bench.measure.flops.closed_form import attention_core_flops
-from bench.measure.flops.targets import PAPER_TARGETS
+from bench.measure.flops.targets import paper_targets
 
 try:
     import strategies
@@ -232,7 +232,7 @@ def test_mixste_paper_matches_published_and_closed_form() -> None:
     assert rep.params == 33_783_811
     assert rep.gflops_paper == pytest.approx(277.25, rel=0.01)
     assert rep.gflops == pytest.approx(294.85, rel=0.01)
-    assert round(rep.gflops_paper * 1e9) == mixste_paper_flops([243] * 8)  # exact
+    assert round(rep.gflops_paper * 1e9) == spatio_temporal_paper_flops([243] * 8)  # exact
     assert rep.gflops_per_frame == pytest.approx(rep.gflops / 243)
     assert rep.output_frames == rep.frames == 243
     assert rep.tokens_per_block == [243] * 8
@@ -286,13 +286,13 @@ def test_flops_fall_with_frames_by_the_analytic_amount() -> None:
     full = count_flops(ModelConfig.create("mixste", "paper"), counters=())
     short = count_flops(ModelConfig.create("mixste", "paper", overrides={"num_frame": 81}), counters=())
     drop = round((full.gflops_paper - short.gflops_paper) * 1e9)
-    per_frame = 8 * MIXSTE_PER_FRAME_PER_DEPTH + linear_flops(17, 2, 512) + linear_flops(17, 512, 3)
+    per_frame = 8 * depth_flops_per_frame() + linear_flops(17, 2, 512) + linear_flops(17, 512, 3)
     assert drop == (243 - 81) * per_frame
     assert short.gflops < full.gflops
 
 
 # ---- the published targets (skipped cleanly for what is not registered yet) ----------------------
-@pytest.mark.parametrize("target", PAPER_TARGETS, ids=[t.name for t in PAPER_TARGETS])
+@pytest.mark.parametrize("target", paper_targets(), ids=[t.name for t in paper_targets()])
 def test_paper_targets_within_one_percent(target: object) -> None:
     from bench.measure.flops.targets import PaperTarget
 
@@ -313,10 +313,10 @@ def test_hot_mixste_tokens_fall_by_the_analytic_amount() -> None:
     a = count_flops(ModelConfig.create("mixste", "paper", pruner="cluster", tokens=81, depths=3), counters=())
     b = count_flops(ModelConfig.create("mixste", "paper", pruner="cluster", tokens=61, depths=3), counters=())
     assert a.tokens_per_block == [243] * 3 + [81] * 5 and b.tokens_per_block == [243] * 3 + [61] * 5
-    per_token = 5 * MIXSTE_PER_FRAME_PER_DEPTH + 2 * linear_flops(17, 512, 512)
+    per_token = 5 * depth_flops_per_frame() + 2 * linear_flops(17, 512, 512)
     assert round((a.gflops_paper - b.gflops_paper) * 1e9) == 20 * per_token
     assert (a.gflops_paper - b.gflops_paper) / 20 == pytest.approx(0.142607 * 5 + 0.017826, abs=1e-5)
-    assert round(a.gflops_paper * 1e9) == mixste_paper_flops([243] * 3 + [81] * 5, recovered_from=81)
+    assert round(a.gflops_paper * 1e9) == spatio_temporal_paper_flops([243] * 3 + [81] * 5, recovered_from=81)
     # all-matmul adds the attention maps: spatial (17 x 17 per frame token) and temporal (n x n) in the
     # 5 pruned depths, and TRA's 243 x n; the cdist on the 243 incoming tokens is the same in both
     core = 5 * 20 * attention_core_flops(1, 17, 17, 512)

@@ -11,7 +11,7 @@ from backbones import get_backbone_spec, list_backbones
 from bench.config import ModelConfig, TrainConfig
 from bench.data.synthetic import make_synthetic_h36m
 from bench.training.loop import TrainError, train
-from bench.training.objectives import loss_for
+from bench.training.objectives import objective_for
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(name):
     model = ModelConfig.create(name, "tiny").build().eval()  # eval: no dropout noise in the comparison
     x = torch.randn(4, preset.frames, 17, preset.in_channels) * 0.3
     y = torch.randn(4, preset.frames, 17, 3) * 0.2
-    loss_fn = loss_for(name)
+    loss_fn = objective_for(name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = loss_fn(model.forward_all(x), y)
     opt.zero_grad()
