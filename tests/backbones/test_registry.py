@@ -106,5 +106,5 @@ def test_a_backbone_without_a_tiny_preset_is_refused():
         official_code="-",
         presets={"paper": PresetSpec(kwargs={}, frames=1, depth=1, dim=2, heads=1)},
     )
-    with pytest.raises(RegistryError, match="must declare the preset.*tiny"):
+    with pytest.raises(RegistryError, match=r"must declare the preset.*tiny"):
         register_backbone(spec)
