@@ -49,7 +49,13 @@ class TokenState:
 
 
 class TokenSchedule(Protocol):
-    """What a backbone calls; implemented by ``strategies.hourglass.Hourglass``."""
+    """What a backbone calls; implemented by ``strategies.hourglass.Hourglass``.
+
+    ``keep_centre``: True for the TPC forms (seq2frame, or seq2seq without recovery), which keep the
+    centre frame at every stage and predict it alone.
+    """
+
+    keep_centre: bool
 
     def before_block(self, model: PoseBackbone, i: int, state: TokenState) -> None: ...
 
@@ -152,7 +158,7 @@ class PoseBackbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, J, C_in) -> (B, T, 17, 3) for seq2seq, (B, 1, 17, 3) for seq2frame / TPC."""
         out = self.forward_all(x)
-        centre_only = bool(getattr(self.hourglass, "keep_centre", False))  # TPC forms predict the centre
+        centre_only = self.hourglass is not None and self.hourglass.keep_centre  # TPC forms predict the centre
         if self.pipeline == "seq2seq" and not centre_only and out.pose.shape[1] == self.frames:
             return out.pose
         return select_frame(out.pose, out.index, self.centre)

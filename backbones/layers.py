@@ -141,33 +141,12 @@ class CrossAttention(RecordsAttention):
         return self.proj(out)
 
 
-def trunc_normal_init(module: nn.Module, std: float = 0.02) -> None:
-    """timm-style init used by MotionBERT and HoT: Linear weights N(0, std) truncated, bias 0."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
-def as_tokens(x: Tensor) -> Tensor:
-    """Identity with a shape check: the uniform token tensor is (B, F, N, C)."""
-    if x.ndim != 4:
-        raise ValueError(f"expected tokens (B, F, N, C), got shape {tuple(x.shape)}")
-    return x
-
-
 __all__ = [
     "Attention",
     "CrossAttention",
     "DropPath",
     "Mlp",
     "RecordsAttention",
-    "as_tokens",
     "drop_path",
     "drop_path_rates",
-    "trunc_normal_init",
 ]

@@ -28,7 +28,7 @@ from strategies._registry import (
     register_recoverer,
 )
 from strategies.base import PruneContext, Pruner, Recoverer, check_selection, force_required, topk_keep
-from strategies.hourglass import Hourglass, HourglassError, apply_hourglass, remove_hourglass
+from strategies.hourglass import Hourglass, HourglassError, apply_hourglass, block_tokens, remove_hourglass
 from strategies.schedule import Schedule, ScheduleError, parse_axis, parse_schedule, tokens_per_block
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Schedule",
     "ScheduleError",
     "apply_hourglass",
+    "block_tokens",
     "check_selection",
     "create_pruner",
     "create_recoverer",

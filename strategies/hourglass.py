@@ -28,8 +28,7 @@ from torch import Tensor, nn
 from backbones.base import PoseBackbone, TokenState
 from strategies._registry import create_pruner, create_recoverer
 from strategies.base import PruneContext, Pruner, Recoverer, required_positions
-from strategies.pruners.uniform import uniform_positions
-from strategies.schedule import DepthSpec, Schedule, ScheduleError, TokenSpec, parse_schedule
+from strategies.schedule import DepthSpec, Schedule, TokenSpec, parse_schedule, tokens_per_block
 
 
 class HourglassError(ValueError):
@@ -158,21 +157,21 @@ class Hourglass(nn.Module):
         return f"schedule={self.schedule}, keep_centre={self.keep_centre}"
 
 
+def block_tokens(model: PoseBackbone) -> list[int]:
+    """Frame tokens entering each block of ``model``, with or without an hourglass inserted."""
+    if isinstance(model.hourglass, Hourglass):
+        return list(model.hourglass.tokens_per_block)
+    return _static_tokens(model, Schedule(stages=(), frames=model.frames))
+
+
 def _static_tokens(model: PoseBackbone, schedule: Schedule) -> list[int]:
-    """Frame tokens entering each block, following ``model.block_frame_index`` (strided time)."""
-    at = dict(schedule.stages)
-    frame_index = torch.arange(model.frames)[None]  # (1, T) on CPU: only the count matters
-    out: list[int] = []
-    for i in range(model.num_blocks):
-        f = frame_index.shape[1]
-        if i in at:
-            n = at[i]
-            if n > f:
-                raise ScheduleError(f"cannot keep {n} tokens before block {i}: only {f} frame tokens reach it")
-            frame_index = frame_index[:, uniform_positions(f, n)]
-        out.append(int(frame_index.shape[1]))
-        frame_index = model.block_frame_index(i, frame_index)
-    return out
+    """Frame tokens entering each block (:func:`strategies.schedule.tokens_per_block`), with the
+    backbone's own temporal subsampling (``model.block_frame_index``, StridedTransformer)."""
+
+    def shrink(i: int, count: int) -> int:
+        return int(model.block_frame_index(i, torch.arange(count)[None]).shape[1])
+
+    return tokens_per_block(schedule, model.num_blocks, model.frames, shrink)
 
 
 # ---- state-dict renaming hooks (module-level functions: deepcopy- and pickle-safe) ------------------------

@@ -111,7 +111,8 @@ def parse_schedule(tokens: TokenSpec, depths: DepthSpec, frames: int, valid_dept
 def tokens_per_block(
     schedule: Schedule, num_blocks: int, frames: int | None = None, shrink: Callable[[int, int], int] | None = None
 ) -> list[int]:
-    """Frame tokens entering each of the ``num_blocks`` blocks (length ``num_blocks``).
+    """Frame tokens entering each of the ``num_blocks`` blocks (length ``num_blocks``): the one
+    implementation of this count (the hourglass, FLOP reports and plots all read it).
 
     ``shrink(i, count)`` gives the count after block i for backbones whose blocks subsample time
     (StridedTransformer); identity by default.
@@ -122,6 +123,8 @@ def tokens_per_block(
     count = t
     for i in range(num_blocks):
         if i in at:
+            if at[i] > count:
+                raise ScheduleError(f"cannot keep {at[i]} tokens before block {i}: only {count} frame tokens reach it")
             count = at[i]
         out.append(count)
         if shrink is not None:

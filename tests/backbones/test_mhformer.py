@@ -154,6 +154,8 @@ def test_view_pieces_on_pruned_tokens() -> None:
 class _KeepFrames:
     """A minimal token schedule: keep fixed frames before block ``k`` (what a pruner does)."""
 
+    keep_centre = False
+
     def __init__(self, keep: list[int], k: int) -> None:
         self.keep = torch.tensor(keep)
         self.k = k

@@ -136,6 +136,8 @@ def test_ste_on_pruned_tokens(tiny: StridedTransformer, length: int) -> None:
 class KeepEveryThird:
     """A minimal token schedule: keep frames 1, 4, ..., 25 (9 of 27) before block ``k``."""
 
+    keep_centre = False
+
     def __init__(self, k: int) -> None:
         self.k = k
 

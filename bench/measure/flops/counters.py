@@ -114,29 +114,6 @@ def paper_hooks(model: nn.Module) -> Iterator[dict[str, int]]:
             h.remove()
 
 
-@contextlib.contextmanager
-def record_tokens(model: nn.Module) -> Iterator[list[int]]:
-    """Record the frame-token count F entering each ``model.block(i, tokens (B, F, N, C))`` call."""
-    from backbones.base import PoseBackbone
-
-    seen: list[int] = []
-    if not isinstance(model, PoseBackbone):
-        yield seen
-        return
-    original = model.block
-
-    def block(i: int, tokens: Tensor) -> Tensor:
-        seen.append(int(tokens.shape[1]))
-        out: Tensor = original(i, tokens)
-        return out
-
-    setattr(model, "block", block)  # noqa: B010  (instance attribute shadows the method)
-    try:
-        yield seen
-    finally:
-        delattr(model, "block")
-
-
 class _TrackingFlopCounter(FlopCounterMode):
     """FlopCounterMode that also records the ops it executed without a FLOP formula."""
 
@@ -175,11 +152,19 @@ def _module_params(model: nn.Module) -> dict[str, int]:
     return {name: sum(p.numel() for p in m.parameters()) for name, m in model.named_modules()}
 
 
+def _block_tokens(model: nn.Module) -> list[int]:
+    """Frame tokens entering each block (:func:`strategies.block_tokens`; [] for a non-PoseBackbone)."""
+    from backbones.base import PoseBackbone
+    from strategies import block_tokens
+
+    return block_tokens(model) if isinstance(model, PoseBackbone) else []
+
+
 def canonical_pass(model: nn.Module, x: Tensor, batch: int) -> CanonicalPass:
     """FlopCounterMode + paper hooks + token recorder over one forward of ``model(x)``."""
     t0 = time.perf_counter()
     counter = _TrackingFlopCounter(display=False, depth=None, custom_mapping=fcm_custom_mapping())
-    with torch.inference_mode(), paper_hooks(model) as paper, record_tokens(model) as tokens, counter:
+    with torch.inference_mode(), paper_hooks(model) as paper, counter:
         out = model(x)
     seconds = time.perf_counter() - t0
     pose = out[0] if isinstance(out, tuple) else out
@@ -217,7 +202,7 @@ def canonical_pass(model: nn.Module, x: Tensor, batch: int) -> CanonicalPass:
         by_module=by_module,
         paper_macs=int(paper_by_module.get("", 0)),
         paper_by_module=dict(paper_by_module),
-        tokens_per_block=list(tokens),
+        tokens_per_block=_block_tokens(model),
         frames=int(x.shape[1]),
         output_frames=int(pose.shape[1]),
         params=params.get("", 0),
@@ -372,7 +357,6 @@ __all__ = [
     "canonical_pass",
     "input_shape",
     "paper_hooks",
-    "record_tokens",
     "run_canonical",
     "run_counter",
     "run_fvcore",
