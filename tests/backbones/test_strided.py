@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -13,8 +12,12 @@ import backbones.strided  # noqa: F401  (registers "strided" until backbones/__i
 from backbones import create_backbone, get_backbone_spec
 from backbones.base import PoseBackbone, TokenState
 from backbones.strided import LayerNorm, Refine, StridedTransformer
+from bench.config import ModelConfig
+from bench.measure.flops.core import count_canonical
 
-TSV_DIR = Path("/work/shared/docs/official_state_dicts")
+Layout = list[tuple[str, tuple[int, ...]]]
+ReadTsv = Callable[[str], tuple[int, Layout]]
+
 UNUSED = {
     "Transformer.model.norm.a_2",
     "Transformer.model.norm.b_2",
@@ -23,14 +26,7 @@ UNUSED = {
 }
 
 
-def read_tsv(name: str) -> tuple[int, list[tuple[str, tuple[int, ...]]]]:
-    lines = (TSV_DIR / f"{name}.tsv").read_text().splitlines()
-    total = int(lines[0].split("=")[1])
-    rows = [(k, tuple(ast.literal_eval(s))) for k, s in (line.split("\t") for line in lines[1:])]
-    return total, rows
-
-
-def layout(module: torch.nn.Module) -> tuple[int, list[tuple[str, tuple[int, ...]]]]:
+def layout(module: torch.nn.Module) -> tuple[int, Layout]:
     n = sum(p.numel() for p in module.parameters())
     return n, [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
 
@@ -43,33 +39,40 @@ def tiny() -> StridedTransformer:
     return model
 
 
-@pytest.mark.skipif(not TSV_DIR.is_dir(), reason="official state-dict TSVs not available")
-def test_paper_layout_matches_official() -> None:
-    total, rows = read_tsv("strided_351")
+def test_paper_layout_matches_official(tsv: ReadTsv) -> None:
+    """Parameters and state-dict keys (names, shapes, registration order) against the official listing."""
+    paper = get_backbone_spec("strided").preset("paper")
+    assert paper.official_layout is not None
+    total, rows = tsv(paper.official_layout)
     with torch.device("meta"):
         model = create_backbone("strided", "paper")
-    n, mine = layout(model)
-    assert n == total == 4_346_214
-    assert len(mine) == 125
-    assert mine == rows
+    assert layout(model) == (total, rows)
+    assert paper.paper is not None and paper.paper.params == total  # the registry's figure is the listing's
 
 
-@pytest.mark.skipif(not TSV_DIR.is_dir(), reason="official state-dict TSVs not available")
-def test_refine_layout_matches_official() -> None:
-    total, rows = read_tsv("strided_351_refine")
+def test_refine_layout_matches_official(tsv: ReadTsv) -> None:
     with torch.device("meta"):
         refine = Refine()
-    assert layout(refine) == (total, rows)
-    assert total == 140_322
+    assert layout(refine) == tsv("strided_351_refine")
 
 
-def test_spec() -> None:
+def test_spec_agrees_with_the_model() -> None:
     spec = get_backbone_spec("strided")
-    paper = spec.preset("paper")
-    assert spec.pipeline == "seq2frame" and spec.checkpoint_key is None
-    assert paper.official_layout == "strided_351"
-    assert paper.paper is not None and paper.paper.params == 4_346_214
-    assert (paper.paper.gflops_paper, paper.paper.gflops_all_matmul, paper.paper.mpjpe_mm) == (1.60, 2.12, 43.7)
+    assert spec.pipeline == StridedTransformer.pipeline
+    for name, preset in spec.presets.items():
+        with torch.device("meta"):
+            model = create_backbone("strided", name)
+        assert (model.frames, model.in_channels, model.token_dim) == (preset.frames, preset.in_channels, preset.dim)
+
+
+def test_counted_flops_equal_the_published_figures() -> None:
+    """FLOPs counted on the model against the registry's published figures (2 decimals, per clip)."""
+    paper = get_backbone_spec("strided").preset("paper").paper
+    assert paper is not None and paper.gflops_paper is not None and paper.gflops_all_matmul is not None
+    gflops, gflops_paper, params = count_canonical(ModelConfig.create("strided", "paper"))
+    assert gflops_paper == pytest.approx(paper.gflops_paper, abs=0.005)
+    assert gflops == pytest.approx(paper.gflops_all_matmul, abs=0.005)
+    assert params == paper.params
 
 
 def test_view_shape_facts(tiny: StridedTransformer) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-import strategies
 from strategies import (
     Pruner,
     Recoverer,
@@ -15,6 +15,7 @@ from strategies import (
     list_recoverers,
     register_pruner,
 )
+from strategies.base import PruneContext, check_selection
 from strategies.pruners import ClusterPruner, UniformPruner
 from strategies.recoverers import TokenRecoveringAttention, TokenRecoveringInterpolation
 
@@ -27,19 +28,62 @@ def test_listed_names():
     assert list_recoverers(["att*", "int*"]) == ["attention", "interpolation"]
 
 
-def test_public_api():
-    for name in (
-        "register_pruner",
-        "register_recoverer",
-        "list_pruners",
-        "list_recoverers",
-        "create_pruner",
-        "create_recoverer",
-        "apply_hourglass",
-        "parse_schedule",
-        "parse_axis",
-    ):
-        assert callable(getattr(strategies, name))
+def _context(b: int = 3, f: int = 27, n_tokens: int = 17, c: int = 8, seed: int = 0) -> PruneContext:
+    """Everything a pruner may ask for, filled with random data; rows must keep frames 13, 0 and 26."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(b, f, n_tokens, c, generator=g)
+    attention = torch.softmax(torch.randn(b, n_tokens, f, f, generator=g), dim=-1)
+    return PruneContext(
+        tokens=tokens,
+        frame_index=torch.arange(f).expand(b, f),
+        inputs=torch.randn(b, f, n_tokens, 2, generator=g),
+        features=tokens.mean(dim=2),
+        attention=attention,
+        required=torch.tensor([13, 0, 26])[:b],
+    )
+
+
+@pytest.mark.parametrize("name", list_pruners())
+def test_every_registered_pruner_keeps_n_sorted_unique_positions_with_the_required_frame(name):
+    pruner = create_pruner(name)
+    assert isinstance(pruner, Pruner) and pruner.name == name
+    assert sum(p.numel() for p in pruner.parameters()) == 0  # a Token Pruning Module only selects
+    ctx = _context()
+    n = ctx.length if name == "none" else 9  # 'none' keeps every token
+    index = pruner(ctx, n)
+    assert index.shape == (3, n) and index.dtype == torch.int64
+    assert bool((index[:, 1:] > index[:, :-1]).all())  # sorted, unique
+    assert int(index.min()) >= 0 and int(index.max()) < ctx.length
+    assert ctx.required is not None
+    assert bool((index == ctx.required[:, None]).any(dim=1).all())  # the centre (required) frame is kept
+    check_selection(index, n, ctx.length)
+    for bad in (0, ctx.length + 1):
+        with pytest.raises(ValueError, match="cannot keep"):
+            pruner(ctx, bad)
+
+
+@pytest.mark.parametrize("name", list_recoverers())
+def test_every_registered_recoverer_restores_t_frames(name):
+    torch.manual_seed(0)
+    t, c, b, n = 27, 32, 2, 9
+    rec = create_recoverer(name, frames=t, dim=c)
+    assert isinstance(rec, Recoverer) and rec.name == name
+    n_params = sum(p.numel() for p in rec.parameters())
+    assert (n_params == 0) == rec.parameter_free  # parameter_free means usable training-free: no weights
+    kept = torch.arange(1, t, 3).expand(b, n)  # (B, n) sorted kept frames
+    if rec.stage == "features":
+        out = rec.recover_features(torch.randn(b, n, 17, c), kept)
+        assert out.shape == (b, t, 17, c) and torch.isfinite(out).all()
+    elif rec.stage == "pose":
+        pose = torch.randn(b, n, 17, 3)
+        full, index = rec.recover_pose(pose, kept)
+        assert full.shape == (b, t, 17, 3) and torch.isfinite(full).all()
+        assert torch.equal(index, torch.arange(t).expand(b, t))
+        torch.testing.assert_close(full[:, 1::3], pose)  # the kept frames come back unchanged
+    else:
+        assert rec.stage == "none" and rec.parameter_free
+        with pytest.raises(NotImplementedError):
+            rec.recover_features(torch.randn(b, n, 17, c), kept)
 
 
 def test_create_pruner_drops_none_and_passes_kwargs():

@@ -76,6 +76,22 @@ def test_resume_is_deterministic(tmp_path, small_data):
     assert resumed.eval.mpjpe_mm == pytest.approx(straight.eval.mpjpe_mm, rel=1e-5)
 
 
+def _spy_on_load_weights(monkeypatch) -> list[dict[str, torch.Tensor]]:
+    """Record the model's state right after train() loaded --init into it (before any step)."""
+    from bench.training import loop
+
+    seen: list[dict[str, torch.Tensor]] = []
+    original = loop.load_weights
+
+    def spy(model, cfg, path):
+        out = original(model, cfg, path)
+        seen.append({k: v.detach().clone() for k, v in out.state_dict().items()})
+        return out
+
+    monkeypatch.setattr(loop, "load_weights", spy)
+    return seen
+
+
 def test_training_free_needs_a_parameter_free_strategy(tmp_path, small_data):
     base = ModelConfig.create("mixste", "tiny")
     train(base, TrainConfig(steps=1, batch_size=4, eval_stride=9), small_data, tmp_path / "base", progress=False)
@@ -86,11 +102,18 @@ def test_training_free_needs_a_parameter_free_strategy(tmp_path, small_data):
     tri = ModelConfig.create("mixste", "tiny", "uniform", "interpolation", 9, 1)
     r = train(tri, TrainConfig(mode="none", eval_stride=9), small_data, tmp_path / "tri", init=ckpt, progress=False)
     assert r.steps == 0 and r.eval.mpjpe_mm > 0
+    # training-free: the written model is the baseline, weight for weight (TRI adds none)
+    baseline = torch.load(ckpt, weights_only=True)
+    written = torch.load(tmp_path / "tri" / "model.pt", weights_only=True)
+    assert set(written) == set(baseline)
+    assert all(torch.equal(written[k], baseline[k]) for k in baseline)
 
 
-def test_finetune_loads_the_baseline_into_the_backbone(tmp_path, small_data):
+def test_finetune_loads_the_baseline_into_the_backbone(tmp_path, small_data, monkeypatch):
     base = ModelConfig.create("mixste", "tiny")
     train(base, TrainConfig(steps=1, batch_size=4, eval_stride=9), small_data, tmp_path / "base", progress=False)
+    baseline = torch.load(tmp_path / "base" / "model.pt", weights_only=True)
+    seen = _spy_on_load_weights(monkeypatch)
     hot = ModelConfig.create("mixste", "tiny", "cluster", "attention", 9, 1)
     r = train(
         hot,
@@ -101,6 +124,16 @@ def test_finetune_loads_the_baseline_into_the_backbone(tmp_path, small_data):
         progress=False,
     )
     assert r.steps == 1
+    # before the first step every backbone weight is the baseline's; only TRA's weights are new
+    assert len(seen) == 1
+    before = seen[0]
+    assert set(baseline) < set(before)
+    differ = [k for k in baseline if not torch.equal(before[k], baseline[k])]
+    assert differ == []
+    # ... and the one fine-tuning step then moved them (the loaded weights are the ones trained)
+    after = torch.load(tmp_path / "ft" / "model.pt", weights_only=True)
+    moved = [k for k in baseline if baseline[k].is_floating_point() and not torch.equal(after[k], baseline[k])]
+    assert len(moved) > len(baseline) // 2
     with pytest.raises(TrainError, match="needs --init"):
         train(hot, TrainConfig(mode="finetune", steps=1), small_data, None, progress=False)
     with pytest.raises(TrainError, match="budget"):
