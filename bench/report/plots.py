@@ -25,6 +25,7 @@ from bench.report.frame import BASELINE, aggregate_seeds, baseline_of, has, sche
 from bench.report.pareto import MAXIMISE, direction, pareto_mask
 
 COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
+PNG_DPI = 200  # PDF is vector; the PNG is for a quick look
 TEXT_WIDTH_IN = 7.0
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 LABEL_LIMIT = 24  # more points than this: only the front's points get their (n, k) label
@@ -42,7 +43,7 @@ PDF_METADATA = {"CreationDate": None}  # byte-identical PDFs for identical rows
 @contextmanager
 def _style() -> Iterator[None]:
     rc: dict[str, Any] = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=0.85)}
-    rc.update({"figure.dpi": 100, "savefig.dpi": 300, "legend.fontsize": 6.5, "legend.title_fontsize": 7})
+    rc.update({"figure.dpi": 100, "legend.fontsize": 6.5, "legend.title_fontsize": 7})
     with mpl.rc_context(rc):  # type: ignore[arg-type]
         yield
 
@@ -232,7 +233,7 @@ def save(fig: Figure, stem: str | os.PathLike[str]) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=300, bbox_inches="tight")
+    fig.savefig(paths[0], dpi=PNG_DPI, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight", metadata=PDF_METADATA)
     return paths
 
