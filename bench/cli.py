@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"
 RESULTS_RUNS = ROOT / "results" / "runs"
 RESULTS_CACHE = ROOT / "results" / "cache"
+NOTEBOOK = ROOT / "notebooks" / "explore.ipynb"
 
 
 class UserError(Exception):
@@ -259,7 +260,6 @@ def _grid_path(name: str) -> Path:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from bench.grid import Executor, load_grid, local_executor, process_executor, ray_executor, run_grid
-    from bench.report import plot_pareto, summary_table
 
     grid = load_grid(_grid_path(a.grid))
     out = Path(a.out) if a.out else ROOT / "results" / grid.name / "results.csv"
@@ -279,14 +279,34 @@ def cmd_run(a: argparse.Namespace) -> int:
     df = run_grid(grid, out, executor, progress=progress, limit=a.limit)
     if df.empty:
         return 0
-    print(summary_table(df))
-    png = plot_pareto(df, out.with_name("pareto_gflops_mpjpe.png"))
-    if png is not None:
-        print(f"Pareto plot: {png}")
-    errors = int(df["error"].fillna("").astype(str).str.len().gt(0).sum()) if "error" in df else 0
+    return _report(out, ("hot", "ablation", "hypervolume"), ("md", "latex", "csv"))
+
+
+def _report(results: Path, tables: Sequence[str], formats: Sequence[str]) -> int:
+    """Tables and plots of a results folder from its stored rows; the headline table and the paths printed."""
+    from bench.report.files import write_report
+    from bench.results import load
+
+    df = load(results)
+    folder = results.parent if results.suffix == ".csv" else results
+    files = write_report(df, folder, tables=tables, formats=formats)
+    print(files.headline)
+    errors = int(df["error"].astype(str).str.len().gt(0).sum())
     if errors:
-        print(f"{errors} cell(s) recorded an error (see the 'error' column)")
+        print(f"{errors} cell(s) recorded an error (see the 'error' column of {folder / 'results.csv'})")
+    for path in files.tables:
+        print(f"table: {path}")
+    for path in files.plots:
+        if path.suffix == ".png":
+            print(f"plot:  {path} (+ .pdf)")
+    print(f"notebook: {NOTEBOOK} (HOURGLASS_RESULTS={folder} jupyter lab {NOTEBOOK.relative_to(ROOT)})")
     return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    tables = ("hot", "ablation", "hypervolume") if a.table == "all" else (a.table,)
+    formats = ("md", "latex", "csv") if a.format == "all" else (a.format,)
+    return _report(Path(a.results), tables, formats)
 
 
 def cmd_default(a: argparse.Namespace) -> int:
@@ -360,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto)")
     pr.add_argument("--limit", type=int, default=None, help="run at most N pending cells")
     pr.set_defaults(func=cmd_run)
+
+    pp = sub.add_parser("report", help="tables and plots of a results folder, from its stored rows alone")
+    pp.add_argument("results", help="results folder (holding results.csv) or the CSV itself")
+    pp.add_argument("--table", choices=["hot", "ablation", "hypervolume", "all"], default="all")
+    pp.add_argument("--format", choices=["md", "latex", "csv", "all"], default="all")
+    pp.set_defaults(func=cmd_report)
     return p
 
 
@@ -370,9 +396,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     errs: list[type[BaseException]] = [UserError, RegistryError, CheckpointError]
     from bench.config import ConfigError
     from bench.grid import GridError
+    from bench.results import ResultsError
     from bench.training.loop import TrainError
 
-    errs += [ConfigError, GridError, TrainError]
+    errs += [ConfigError, GridError, TrainError, ResultsError]
     from strategies import HourglassError, ScheduleError
 
     errs += [ScheduleError, HourglassError]

@@ -1,14 +1,24 @@
-"""Tables and Pareto plots derived from a results CSV (never edited by hand)."""
+"""Paper-style tables from result rows: HoT's comparison layout and a tokens x depth ablation.
+
+A :class:`Table` holds rounded numbers (what the CSV stores) and which cells are best; the markdown,
+LaTeX (booktabs) and terminal renderings are drawn from those same numbers, so every rendering shows
+the CSV's values. Where a configuration has several seeds, a value is the mean and ``<column> sd``
+holds the sample standard deviation ("mean ± sd" in markdown and LaTeX).
+"""
 
 from __future__ import annotations
 
-import os
+import math
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bench.report.frame import BASELINE, aggregate_seeds, baseline_of, has, schedule_key
+
+SIG = 4  # significant figures of every measured number
 SUMMARY_COLUMNS = (
     "label",
     "params",
@@ -21,21 +31,196 @@ SUMMARY_COLUMNS = (
     "trivial_mpjpe_mm",
     "error",
 )
+# HoT paper layout: measured column -> (header, better direction)
+HOT_COLUMNS = {
+    "params": ("Params (M)", "min"),
+    "gflops": ("FLOPs (G)", "min"),
+    "fps": ("FPS", "max"),
+    "mpjpe_mm": ("MPJPE (mm)", "min"),
+    "pmpjpe_mm": ("P-MPJPE (mm)", "min"),
+}
+CHANGE_COLUMNS = {"gflops": "ΔFLOPs (%)", "fps": "ΔFPS (%)", "mpjpe_mm": "ΔMPJPE (%)"}
+METRIC_LABELS = {"mpjpe_mm": "MPJPE (mm)", "gflops": "FLOPs (G)", "fps": "FPS (frames/s)", "pmpjpe_mm": "P-MPJPE (mm)"}
 
 
-def pareto_front(df: pd.DataFrame, cost: str, error: str) -> pd.Series:
-    """Boolean mask of rows no other row beats on both ``cost`` and ``error`` (lower is better)."""
-    ok = df[[cost, error]].notna().all(axis=1)
-    mask = pd.Series(False, index=df.index)
-    sub = df.loc[ok, [cost, error]]
-    for i, (c, e) in sub.iterrows():
-        dominated = ((sub[cost] <= c) & (sub[error] <= e) & ((sub[cost] < c) | (sub[error] < e))).any()
-        mask[i] = not dominated
-    return mask
+@dataclass
+class Table:
+    """Rounded numbers plus presentation hints; render with :func:`render`."""
+
+    frame: pd.DataFrame
+    title: str = ""
+    group: str | None = None  # column whose repeats are blanked and separated by a rule
+    sd: dict[str, str] = field(default_factory=dict)  # value column -> its sd column
+    best: set[tuple[int, str]] = field(default_factory=set)  # (row position, column) marked best
+    fixed: dict[str, int] = field(default_factory=dict)  # column -> decimals (else significant figures)
+
+
+def decimals(x: float, sig: int = SIG) -> int:
+    """Decimals that show ``x`` to ``sig`` significant figures (never scientific notation)."""
+    if not np.isfinite(x) or x == 0:
+        return 0
+    return max(0, sig - 1 - math.floor(math.log10(abs(x))))
+
+
+def round_sig(x: float, sig: int = SIG) -> float:
+    return round(float(x), decimals(x, sig)) if np.isfinite(x) else float("nan")
+
+
+def _num(x: float, d: int | None = None) -> str:
+    if not np.isfinite(x):
+        return "–"
+    return f"{x:.{decimals(x) if d is None else d}f}"
+
+
+def _cell(t: Table, i: int, col: str, fmt: str) -> str:
+    v = t.frame[col].iloc[i]
+    if not isinstance(v, int | float | np.number):
+        text = str(v)
+        return _escape(text) if fmt == "latex" else text
+    if pd.api.types.is_integer_dtype(t.frame[col]):
+        return str(int(v))
+    text = _num(float(v), t.fixed.get(col))
+    sdcol = t.sd.get(col)
+    if sdcol is not None and np.isfinite(t.frame[sdcol].iloc[i]) and np.isfinite(v):
+        pm = " $\\pm$ " if fmt == "latex" else " ± "
+        text += pm + _num(float(t.frame[sdcol].iloc[i]), decimals(float(v)))
+    if (i, col) in t.best:
+        text = {"md": f"**{text}**", "latex": f"\\textbf{{{text}}}", "text": f"{text}*"}.get(fmt, text)
+    return text
+
+
+def _escape(text: str) -> str:
+    for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#")):
+        text = text.replace(a, b)
+    return text.replace("Δ", "$\\Delta$").replace("±", "$\\pm$")
+
+
+def render(t: Table, fmt: str) -> str:
+    """``fmt``: ``md`` (GitHub markdown), ``latex`` (booktabs tabular), ``csv`` or ``text`` (terminal)."""
+    if fmt == "csv":
+        return t.frame.to_csv(index=False)
+    shown = [c for c in t.frame.columns if c not in t.sd.values()]
+    rows = []
+    for i in range(len(t.frame)):
+        row = [_cell(t, i, c, fmt) for c in shown]
+        if t.group is not None and i > 0 and t.frame[t.group].iloc[i] == t.frame[t.group].iloc[i - 1]:
+            row[shown.index(t.group)] = ""
+        rows.append(row)
+    if fmt == "latex":
+        return _latex(t, shown, rows)
+    tablefmt = "github" if fmt == "md" else "simple"
+    align = ["left" if not pd.api.types.is_numeric_dtype(t.frame[c]) else "right" for c in shown]
+    return tabulate(rows, headers=shown, tablefmt=tablefmt, colalign=align, disable_numparse=True)
+
+
+def _latex(t: Table, shown: list[str], rows: list[list[str]]) -> str:
+    spec = "".join("r" if pd.api.types.is_numeric_dtype(t.frame[c]) else "l" for c in shown)
+    header = " & ".join(_escape(c) for c in shown) + " \\\\"
+    lines = ["\\begin{tabular}{" + spec + "}", "\\toprule", header, "\\midrule"]
+    for i, row in enumerate(rows):
+        if t.group is not None and i > 0 and row[shown.index(t.group)]:
+            lines.append("\\midrule")
+        lines.append(" & ".join(row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines)
+
+
+def hot_table(df: pd.DataFrame) -> Table:
+    """HoT's comparison layout: Backbone, Method, Frames (T), n, k, Params, FLOPs, FPS, MPJPE, P-MPJPE,
+    and the change against the same backbone's baseline in %; best per column within a backbone marked.
+    """
+    agg = aggregate_seeds(df)
+    agg = agg.assign(_pruned=agg["pruner"] != BASELINE, _n=agg["n"].map(schedule_key), _k=agg["k"].map(schedule_key))
+    agg = agg.sort_values(["group", "_pruned", "strategy", "_n", "_k"], kind="stable").reset_index(drop=True)
+    several = bool((agg["seeds"] > 1).any()) if "seeds" in agg else False
+    out = pd.DataFrame(
+        {
+            "Backbone": agg["group"],
+            "Method": [b if p == BASELINE else s for b, p, s in zip(agg["backbone"], agg["pruner"], agg["strategy"])],
+            "Frames": [str(int(f)) if np.isfinite(f) else "–" for f in agg["frames"]],
+            "n": agg["n"].where(agg["_pruned"], "–"),
+            "k": agg["k"].where(agg["_pruned"], "–"),
+        }
+    )
+    t = Table(out, title="HoT-style comparison", group="Backbone")
+    base = baseline_of(agg)
+    for col, (header, better) in HOT_COLUMNS.items():
+        if not has(df, col):
+            continue
+        scale = 1e-6 if col == "params" else 1.0
+        vals = (agg[col] * scale).map(round_sig)
+        out[header] = vals
+        if several and f"{col}_sd" in agg and (agg[f"{col}_sd"] > 0).any():
+            sdv = agg[f"{col}_sd"] * scale
+            out[f"{header} sd"] = [round(s, decimals(v)) if np.isfinite(s) else np.nan for s, v in zip(sdv, vals)]
+            t.sd[header] = f"{header} sd"
+        for _, idx in out.groupby("Backbone", sort=False).groups.items():
+            g = vals.loc[idx].dropna()
+            if len(g) > 1 and g.nunique() > 1:
+                target = g.min() if better == "min" else g.max()
+                t.best |= {(int(i), header) for i in g.index[g == target]}
+    for col, header in CHANGE_COLUMNS.items():
+        if col in agg and col in base and has(df, col):
+            ref = agg["group"].map(base[col])
+            change = 100.0 * (agg[col] / ref - 1.0)
+            pruned = agg["_pruned"]
+            out[header] = [round(float(c), 1) if p and np.isfinite(c) else np.nan for c, p in zip(change, pruned)]
+            t.fixed[header] = 1
+    t.frame = out
+    return t
+
+
+def ablation_tables(df: pd.DataFrame, metrics: Sequence[str] = ("mpjpe_mm", "gflops")) -> list[Table]:
+    """Tokens n (rows) x pruning depth k (columns) of each measured metric, one table per strategy and backbone.
+
+    Only strategies measured at more than one (n, k) get a table. Lowest value (best) marked.
+    """
+    agg = aggregate_seeds(df)
+    tables = []
+    for (group, strategy), g in agg[agg["pruner"] != BASELINE].groupby(["group", "strategy"], sort=True):
+        if len(g[["n", "k"]].drop_duplicates()) < 2:
+            continue
+        for metric in metrics:
+            if metric not in g or g[metric].isna().all():
+                continue
+            pivot = g.pivot_table(index="n", columns="k", values=metric, aggfunc="mean")
+            pivot = pivot.loc[sorted(pivot.index, key=schedule_key), sorted(pivot.columns, key=schedule_key)]
+            frame = pivot.map(round_sig).reset_index()
+            frame.columns = ["n \\ k", *[f"k={k}" for k in pivot.columns]]
+            t = Table(frame, title=f"{group} {strategy}: {METRIC_LABELS.get(metric, metric)}")
+            values = frame.iloc[:, 1:]
+            target = np.nanmin(values.to_numpy(dtype=float))
+            t.best = {(int(i), str(c)) for c in values.columns for i in values.index[values[c] == target]}
+            tables.append(t)
+    return tables
+
+
+def ablation_long(df: pd.DataFrame, metrics: Sequence[str] = ("mpjpe_mm", "gflops")) -> pd.DataFrame:
+    """The ablation's numbers in long form (one row per strategy, n, k): what ``ablation.csv`` stores."""
+    agg = aggregate_seeds(df)
+    agg = agg[agg["pruner"] != BASELINE]
+    cols = ["group", "strategy", "n", "k", "seeds"]
+    keep = [m for m in metrics if m in agg and agg[m].notna().any()]
+    out = agg[cols + keep + [f"{m}_sd" for m in keep if f"{m}_sd" in agg]].copy()
+    for m in keep:
+        if f"{m}_sd" in out:
+            sd = out[f"{m}_sd"]
+            out[f"{m}_sd"] = [round(s, decimals(v)) if np.isfinite(s) else np.nan for s, v in zip(sd, out[m])]
+        out[m] = out[m].map(round_sig)
+    return out.reset_index(drop=True)
+
+
+def render_many(tables: Sequence[Table], fmt: str) -> str:
+    """Several tables in one document, each under its title."""
+    if fmt == "md":
+        return "\n\n".join(f"### {t.title}\n\n{render(t, 'md')}" for t in tables) + "\n"
+    if fmt == "latex":
+        return "\n\n".join(f"% {t.title}\n{render(t, 'latex')}" for t in tables) + "\n"
+    return "\n\n".join(f"{t.title}\n{render(t, fmt)}" for t in tables) + "\n"
 
 
 def summary_table(df: pd.DataFrame, columns: Sequence[str] = SUMMARY_COLUMNS, fmt: str = "github") -> str:
-    """A paper-style table of the columns present, one row per cell, grouped by backbone."""
+    """A compact table of the columns present, one row per cell, grouped by backbone."""
     cols = [c for c in columns if c in df.columns]
     if "error" in cols and not df["error"].fillna("").astype(str).str.len().any():
         cols.remove("error")
@@ -45,33 +230,3 @@ def summary_table(df: pd.DataFrame, columns: Sequence[str] = SUMMARY_COLUMNS, fm
         view = view.rename(columns={"params": "params (M)"})
     headers = [str(c) for c in view.columns]
     return tabulate(view.values.tolist(), headers=headers, tablefmt=fmt, floatfmt=".4g", missingval="-")
-
-
-def plot_pareto(
-    df: pd.DataFrame, path: str | os.PathLike[str], cost: str = "gflops", error: str = "mpjpe_mm"
-) -> Path | None:
-    """Scatter of ``error`` against ``cost`` per backbone with each backbone's Pareto front drawn."""
-    if cost not in df or error not in df or df[[cost, error]].dropna().empty:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    data = df.dropna(subset=[cost, error])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.scatterplot(data=data, x=cost, y=error, hue="backbone", style="pruner", s=70, ax=ax)
-    for _, group in data.groupby("backbone"):
-        front = group[pareto_front(group, cost, error)].sort_values(cost)
-        ax.plot(front[cost], front[error], lw=1, alpha=0.6)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"{cost} (per clip, all matmuls)" if cost == "gflops" else cost)
-    ax.set_ylabel(f"{error} (action-wise)" if error == "mpjpe_mm" else error)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
