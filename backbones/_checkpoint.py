@@ -10,6 +10,8 @@ mismatches silently. Files are opened with ``torch.load(weights_only=True)``: no
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,23 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     if not p.is_file():
         raise CheckpointError(f"checkpoint '{p}' does not exist")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types on corrupt or hostile bytes
         if isinstance(e, (MemoryError, KeyboardInterrupt)):
             raise
+        if isinstance(e, pickle.UnpicklingError) and "weights_only" in str(e).lower():
+            # never repeat torch's advice to retry with weights_only=False: that would run the file's code
+            raise CheckpointError(
+                f"'{p}' holds non-tensor objects (pickled Python classes or calls) and was not loaded; "
+                "a checkpoint must hold only tensors, dicts, lists and numbers"
+            ) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"'{p}' is not a weights-only torch checkpoint: {first[:200]}") from None
+        if "weights_only" in first:
+            first = type(e).__name__
+        why = f"{type(e).__name__}: {first[:200]}"
+        raise CheckpointError(f"'{p}' is not a weights-only torch checkpoint and was not loaded ({why})") from None
 
 
 def extract_state_dict(obj: Any, key: str | None = None) -> dict[str, Tensor]:
@@ -77,6 +90,18 @@ def _short(keys: list[str], limit: int = 12) -> str:
     return ", ".join(keys[:limit]) + more
 
 
+def check_finite(state_dict: Mapping[str, Tensor]) -> None:
+    """Refuse NaN or infinite weights, naming the first tensor that holds them."""
+    for k, v in state_dict.items():
+        if not isinstance(v, Tensor) or v.is_meta or not (v.is_floating_point() or v.is_complex()):
+            continue
+        if not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise CheckpointError(
+                f"checkpoint tensor '{k}' holds {bad} non-finite value(s) (NaN/Inf) of {v.numel()}; not loaded"
+            )
+
+
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     """``model.load_state_dict(strict=True)`` with a one-line report of every mismatch."""
     own = model.state_dict()
@@ -87,6 +112,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor]) -
         for k in set(own) & set(state_dict)
         if tuple(own[k].shape) != tuple(state_dict[k].shape)
     )
+    check_finite(state_dict)
     if missing or unexpected or shapes:
         parts = []
         if missing:

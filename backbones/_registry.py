@@ -9,6 +9,7 @@ typed :class:`BackboneSpec` that describes the published configuration. Registra
 from __future__ import annotations
 
 import fnmatch
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -201,8 +202,51 @@ def resolve_kwargs(spec: BackboneSpec, preset: str, overrides: Mapping[str, Any]
         raise RegistryError(
             f"backbone '{spec.name}' does not take {', '.join(unknown)} (options: {', '.join(sorted(base))})"
         )
+    for key, value in clean.items():
+        _check_override(spec, key, value)
     base.update(clean)
+    for heads_key, width_key in _HEADS_DIVIDE:
+        heads, width = base.get(heads_key), base.get(width_key)
+        if isinstance(heads, int) and isinstance(width, int) and width % heads:
+            raise RegistryError(
+                f"backbone '{spec.name}': {width_key}={width} is not divisible by {heads_key}={heads} "
+                "(each attention head takes width / heads channels)"
+            )
     return base
+
+
+#: (heads, width) constructor keys: every attention layer splits the width evenly across the heads.
+_HEADS_DIVIDE = (("num_heads", "embed_dim_ratio"), ("num_heads", "dim_feat"), ("heads", "channel"))
+#: an override may scale a preset's integer up to this factor over the largest preset's value; beyond it
+#: the model would take minutes to build or exhaust memory (a depth of 10**6 hangs), so it is refused.
+MAX_OVERRIDE_SCALE = 8
+
+
+def _check_override(spec: BackboneSpec, key: str, value: Any) -> None:
+    """An override must have its preset value's type and a sane range (refused before any build)."""
+    values = [p.kwargs[key] for p in spec.presets.values() if key in p.kwargs]
+    ref = values[0]
+    where = f"backbone '{spec.name}' option {key}"
+    if isinstance(ref, bool):
+        if not isinstance(value, bool):
+            raise RegistryError(f"{where} must be true or false (got {value!r})")
+    elif isinstance(ref, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RegistryError(f"{where} must be an integer (got {value!r})")
+        top = MAX_OVERRIDE_SCALE * max(int(v) for v in values)
+        if not 1 <= value <= top:
+            raise RegistryError(f"{where} must be between 1 and {top} (got {value})")
+    elif isinstance(ref, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RegistryError(f"{where} must be a finite number (got {value!r})")
+        low_open = "ratio" in key or "eps" in key
+        if value < 0 or (low_open and value == 0) or ("drop" in key and value >= 1) or value > 64 * max(values):
+            raise RegistryError(f"{where} is out of range (got {value!r})")
+    elif isinstance(ref, (tuple, list)):
+        if not isinstance(value, (tuple, list)) or len(value) != len(ref):
+            raise RegistryError(f"{where} must be a list of {len(ref)} values (got {value!r})")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            raise RegistryError(f"{where} must hold positive integers (got {value!r})")
 
 
 def create_backbone(name: str, preset: str = "paper", **overrides: Any) -> nn.Module:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from bench.config import ModelConfig
+from bench.config import ConfigError, M, ModelConfig, validate
+from bench.errors import UserError, one_line, user_error_types
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"
 RESULTS_RUNS = ROOT / "results" / "runs"
@@ -24,8 +27,20 @@ RESULTS_CACHE = ROOT / "results" / "cache"
 NOTEBOOK = ROOT / "notebooks" / "explore.ipynb"
 
 
-class UserError(Exception):
-    """A mistake in the user's input: reported as one line, exit status 2."""
+class _Parser(argparse.ArgumentParser):
+    """argparse with the error contract: a bad flag is one ``error:`` line, exit 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def config_from_flags(cls: type[M], values: Mapping[str, Any], flags: Mapping[str, str]) -> M:
+    """``validate(cls, values)`` with the failing field named by its command-line flag."""
+    try:
+        return validate(cls, values)
+    except ConfigError as e:
+        key, sep, rest = str(e).partition(": ")
+        raise ConfigError(f"{flags.get(key, key)}: {rest}" if sep else str(e)) from None
 
 
 def parse_axis(text: str) -> list[int | float]:
@@ -48,13 +63,19 @@ def add_model_args(p: argparse.ArgumentParser, backbone_required: bool = True) -
 
 
 def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
+    """The :class:`ModelConfig` the axis flags name; contradictions are refused naming both flags."""
     tokens = parse_axis(a.tokens) if a.tokens else None
     depths = parse_axis(a.depths) if a.depths else None
     if depths is not None and any(not isinstance(d, int) for d in depths):
         raise UserError(f"--depths must be integers, got {a.depths}")
-    if (tokens or depths) and not a.pruner:
-        raise UserError("--tokens/--depths need a --pruner (e.g. --pruner cluster)")
-    if a.pruner and a.pruner != "none" and (not tokens or not depths):
+    pruned = a.pruner not in (None, "none")
+    if (tokens or depths) and not pruned:
+        why = "--pruner none prunes nothing" if a.pruner == "none" else "no --pruner was given"
+        raise UserError(f"--tokens/--depths need a --pruner (e.g. --pruner cluster): {why}")
+    if a.recoverer not in (None, "none") and not pruned:
+        why = "--pruner none prunes nothing" if a.pruner == "none" else "no --pruner was given"
+        raise UserError(f"--recoverer {a.recoverer} recovers pruned tokens and needs a --pruner: {why}")
+    if pruned and (not tokens or not depths):
         raise UserError(f"--pruner {a.pruner} needs --tokens and --depths (e.g. --tokens 81 --depths 3)")
     return ModelConfig.create(
         backbone=a.backbone,
@@ -126,10 +147,12 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 # ---- flops -----------------------------------------------------------------------------------
 def cmd_flops(a: argparse.Namespace) -> int:
+    from bench.config import SpeedConfig
     from bench.measure.flops import count_flops
 
+    batch = config_from_flags(SpeedConfig, {"batch": a.batch}, {"batch": "--batch"}).batch
     cfg = model_config_from_args(a)
-    report = count_flops(cfg, batch=a.batch, flip=a.flip, breakdown=a.breakdown)
+    report = count_flops(cfg, batch=batch, flip=a.flip, breakdown=a.breakdown)
     _print(report.to_dict(), a.format, lambda _: report.format_text())
     return 0
 
@@ -166,18 +189,39 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-flip-test", action="store_true", help="disable test-time flip augmentation")
 
 
+DATA_FLAGS = {"source": "--data", "data_root": "--data-root", "keypoints": "--keypoints", "seed": "--data-seed"}
+DATA_FLAGS |= {"noise": "--noise"}
+TRAIN_FLAGS = {k: f"--{k.replace('_', '-')}" for k in ("mode", "steps", "minutes", "seed", "batch_size", "lr")}
+TRAIN_FLAGS |= {k: f"--{k.replace('_', '-')}" for k in ("threads", "loss", "eval_stride")}
+TRAIN_FLAGS |= {"test_flip": "--no-flip-test"}
+
+
 def _data_config(a: argparse.Namespace):  # -> DataConfig
+    """The :class:`DataConfig` of the data flags; h36m-only flags without ``--data h36m`` are refused."""
     from bench.config import DataConfig
 
+    if a.data != "h36m":
+        for flag, value in (("--data-root", a.data_root), ("--keypoints", a.keypoints)):
+            if value is not None:
+                raise UserError(f"{flag} names Human3.6M files and needs --data h36m (--data is {a.data})")
     keypoints = a.keypoints or ("cpn_ft_h36m_dbb" if a.data == "h36m" else "gt")
-    return DataConfig(
-        source=a.data,
-        data_root=a.data_root,
-        keypoints=keypoints,
-        seed=a.data_seed,
-        noise=a.noise,
-        cache_dir=str(RESULTS_CACHE),
-    )
+    values = {"source": a.data, "data_root": a.data_root, "keypoints": keypoints, "seed": a.data_seed}
+    values |= {"noise": a.noise, "cache_dir": str(RESULTS_CACHE)}
+    return config_from_flags(DataConfig, values, DATA_FLAGS)
+
+
+def _eval_options(a: argparse.Namespace):  # -> TrainConfig (its evaluation fields)
+    from bench.config import TrainConfig
+
+    values = {"mode": "none", "test_flip": not a.no_flip_test, "eval_stride": a.eval_stride}
+    return config_from_flags(TrainConfig, values, TRAIN_FLAGS)
+
+
+def _run_folder(a: argparse.Namespace, cfg: ModelConfig) -> Path:
+    out = Path(a.out) if a.out else RESULTS_RUNS / f"{cfg.cell_id()}-{a.mode}-s{a.seed}"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file; a run folder is needed")
+    return out
 
 
 def _train_text(d: dict[str, Any]) -> str:
@@ -194,25 +238,28 @@ def _train_text(d: dict[str, Any]) -> str:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    """Every option is checked (type, range, contradictions) before any data is loaded or file written."""
     from bench.config import TrainConfig
     from bench.training.loop import load_data, train
 
     cfg = model_config_from_args(a)
     data_cfg = _data_config(a)
+    values = {"mode": a.mode, "steps": a.steps, "minutes": a.minutes, "seed": a.seed, "batch_size": a.batch_size}
+    values |= {"lr": a.lr, "threads": a.threads, "loss": a.loss, "test_flip": not a.no_flip_test}
+    tc = config_from_flags(TrainConfig, values | {"eval_stride": a.eval_stride}, TRAIN_FLAGS)
+    if tc.mode == "none" and (tc.steps or tc.minutes):
+        raise UserError("--mode none is training-free: drop --steps/--minutes, or train with --mode finetune")
+    if tc.mode != "none" and not tc.steps and not tc.minutes:
+        raise UserError("give a training budget: --steps N or --minutes M")
+    if tc.mode in ("finetune", "none") and a.init is None:
+        raise UserError(f"--mode {tc.mode} needs --init CKPT (a trained baseline checkpoint)")
+    if tc.mode == "scratch" and a.init is not None:
+        raise UserError("--init loads a baseline for --mode finetune or none; --mode scratch starts from random")
+    if a.init is not None and not Path(a.init).is_file():
+        raise UserError(f"--init {a.init}: no such checkpoint file")
+    out = _run_folder(a, cfg)
+    cfg.build("meta")  # an impossible model is refused before data is loaded or a file written
     data = load_data(data_cfg)
-    tc = TrainConfig(
-        mode=a.mode,
-        steps=a.steps,
-        minutes=a.minutes,
-        seed=a.seed,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        threads=a.threads,
-        loss=a.loss,
-        test_flip=not a.no_flip_test,
-        eval_stride=a.eval_stride,
-    )
-    out = Path(a.out) if a.out else RESULTS_RUNS / f"{cfg.cell_id()}-{a.mode}-s{a.seed}"
     res = train(cfg, tc, data, out, init=a.init, progress=a.format == "text", data_name=data.name)
     _print(res.to_dict(), a.format, _train_text)
     return 0
@@ -222,16 +269,24 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from bench.training.evaluate import evaluate, trivial_mpjpe
     from bench.training.loop import load_data, load_weights, model_config_from_checkpoint, output_mode
 
+    if not Path(a.checkpoint).is_file():
+        raise UserError(f"--checkpoint {a.checkpoint}: no such file")
     stored = model_config_from_checkpoint(a.checkpoint)
+    axes = [f for f, v in (("--pruner", a.pruner), ("--recoverer", a.recoverer), ("--tokens", a.tokens)) if v]
+    axes += ["--depths"] if a.depths else []
+    if axes and not a.backbone:
+        raise UserError(f"{'/'.join(axes)} without --backbone would be ignored: name the whole configuration")
     if a.backbone:
         cfg = model_config_from_args(a)
     elif stored is not None:
         cfg = stored
     else:
         raise UserError(f"no model.json beside {a.checkpoint}: name the configuration with --backbone ...")
-    data = load_data(_data_config(a))
+    opts = _eval_options(a)
+    data_cfg = _data_config(a)
     model = load_weights(cfg.build(), cfg, a.checkpoint)
-    res = evaluate(model, data, output_mode(cfg), flip=not a.no_flip_test, stride=a.eval_stride).to_dict()
+    data = load_data(data_cfg)
+    res = evaluate(model, data, output_mode(cfg), flip=opts.test_flip, stride=opts.eval_stride).to_dict()
     d = {
         **res,
         "trivial_mpjpe_mm": trivial_mpjpe(data),
@@ -261,6 +316,12 @@ def _grid_path(name: str) -> Path:
 def cmd_run(a: argparse.Namespace) -> int:
     from bench.grid import Executor, load_grid, local_executor, process_executor, ray_executor, run_grid
 
+    if a.workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {a.workers})")
+    if a.limit is not None and a.limit < 1:
+        raise UserError(f"--limit must be at least 1 (got {a.limit})")
+    if a.out is not None and Path(a.out).is_dir():
+        raise UserError(f"--out {a.out} is a folder; name the results CSV file")
     grid = load_grid(_grid_path(a.grid))
     out = Path(a.out) if a.out else ROOT / "results" / grid.name / "results.csv"
     executor: Executor = local_executor
@@ -316,11 +377,12 @@ def cmd_default(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="run_bench.py",
         description="HourglassBench: token pruning and recovery in video pose transformers. "
         "With no command, runs the default quick job.",
     )
+    p.add_argument("--debug", action="store_true", help="show the traceback of a user error too")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     pl = sub.add_parser("list", help="list registered backbones, pruners, recoverers or grid configs")
@@ -390,42 +452,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the user asked for something impossible'."""
-    from backbones import CheckpointError, RegistryError
-
-    errs: list[type[BaseException]] = [UserError, RegistryError, CheckpointError]
-    from bench.config import ConfigError
-    from bench.grid import GridError
-    from bench.results import ResultsError
-    from bench.training.loop import TrainError
-
-    errs += [ConfigError, GridError, TrainError, ResultsError]
-    from strategies import HourglassError, ScheduleError
-
-    errs += [ScheduleError, HourglassError]
-    try:
-        from bench.data.h36m import DataError
-
-        errs.append(DataError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    """Exception types that mean 'the user asked for something impossible' (:mod:`bench.errors`)."""
+    return user_error_types()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A user mistake: one ``error:`` line, exit 2 (``--debug``: with its traceback).
+    A bug: its traceback, exit 1."""
     parser = build_parser()
-    a = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args  # accepted anywhere on the line, not only before the command
+    a = parser.parse_args([x for x in args if x != "--debug"])
     func = getattr(a, "func", cmd_default)
     try:
         return int(func(a))
     except user_errors() as e:
-        msg = " ".join(str(e).split())
-        print(f"error: {msg}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

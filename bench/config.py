@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backbones import PoseBackbone, RegistryError, create_backbone, get_backbone_spec
 
@@ -93,6 +93,16 @@ class ModelConfig(_Config):
     tokens: tuple[Number, ...] = ()
     depths: tuple[int, ...] = ()
     overrides: tuple[tuple[str, Any], ...] = ()
+
+    @model_validator(mode="after")
+    def _no_contradiction(self) -> ModelConfig:
+        """Tokens, depths or a recoverer without a pruner would be ignored: refused, never silently dropped."""
+        if self.pruner == "none":
+            if self.tokens or self.depths:
+                raise ValueError("tokens/depths need a pruner (pruner 'none' prunes nothing)")
+            if self.recoverer not in (None, "none"):
+                raise ValueError(f"recoverer '{self.recoverer}' needs a pruner (pruner 'none' prunes nothing)")
+        return self
 
     @classmethod
     def create(

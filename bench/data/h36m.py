@@ -101,9 +101,20 @@ def _pose_3d_17(raw: Any, subject: str, action: str, path: Path) -> np.ndarray:
     a: np.ndarray = raw
     if a.shape[0] == 0:
         raise DataError(f"{path}: positions_3d[{subject}][{action}] is empty")
+    _finite(a, f"positions_3d[{subject}][{action}]", path)
     if a.shape[1] == 32:
         a = a[:, list(KEPT_32_TO_17)]
     return a.astype(np.float64)  # (N, 17, 3) world metres
+
+
+def _finite(a: np.ndarray, what: str, path: Path) -> None:
+    """Refuse NaN/Inf poses, naming the take (subject/action) and the first bad frame."""
+    ok = np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
+    if not ok.all():
+        first = int(np.argmin(ok))
+        raise DataError(
+            f"{path}: {what} holds non-finite values (NaN/Inf) in {int((~ok).sum())} frame(s), first at frame {first}"
+        )
 
 
 def _symmetry(metadata: Any, path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -198,6 +209,7 @@ def _take(subject: str, action: str, raw3d: Any, raw2d: Any, p3: Path, p2: Path)
         if kp.shape[0] < n:
             raise DataError(f"{p2}: {subject}/{action} camera {cam} has {kp.shape[0]} 2D frames < {n} 3D frames")
         kp = kp[:n].astype(np.float64)  # (N, 17, 2|3) pixels
+        _finite(kp, f"positions_2d[{subject}][{action}][{cam}]", p2)
         xy = normalize_screen_coordinates(kp[..., :2], w=intr.res_w, h=intr.res_h)
         conf = kp[..., 2] if kp.shape[2] == 3 else None
         cam_pos = world_to_camera(world, extr.quaternion, extr.translation_m)  # (N, 17, 3)

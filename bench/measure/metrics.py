@@ -79,11 +79,17 @@ def p_mpjpe(pred: TensorLike, target: TensorLike, per_frame: bool = False) -> to
     For every frame, the prediction is centred, rotated (orthogonal Procrustes via SVD,
     with the reflection fix that flips the sign of the last singular vector when
     ``det(R) < 0``), scaled by the optimal ``s = trace(S) / |pred_centred|^2`` and moved to
-    the target's centroid, as VideoPose3D's ``p_mpjpe``. Computed in float64.
+    the target's centroid, as VideoPose3D's ``p_mpjpe``. Computed in float64. A frame with a
+    NaN or infinite coordinate (in either pose) has no alignment: its error is NaN, and the SVD
+    never sees it.
     """
     p, t = _pair(pred, target)
     out_dtype = p.dtype
     p, t = p.to(torch.float64), t.to(torch.float64)
+    finite = (torch.isfinite(p) & torch.isfinite(t)).flatten(-2).all(dim=-1)  # (...,)
+    if not bool(finite.all()):
+        keep = finite[..., None, None]
+        p, t = torch.where(keep, p, 0.0), torch.where(keep, t, 0.0)
     mu_p = p.mean(dim=-2, keepdim=True)  # (..., 1, 3)
     mu_t = t.mean(dim=-2, keepdim=True)
     p0, t0 = p - mu_p, t - mu_t  # (..., J, 3)
@@ -104,7 +110,9 @@ def p_mpjpe(pred: TensorLike, target: TensorLike, per_frame: bool = False) -> to
     tr = s.sum(dim=-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
     a = tr * norm_t / norm_p  # scale
     aligned = a * (p - mu_p) @ r + mu_t  # (..., J, 3)
-    return _reduce(torch.linalg.vector_norm(aligned - t, dim=-1), per_frame).to(out_dtype)
+    per_joint = torch.linalg.vector_norm(aligned - t, dim=-1)
+    per_joint = torch.where(finite[..., None], per_joint, float("nan"))
+    return _reduce(per_joint, per_frame).to(out_dtype)
 
 
 def n_mpjpe(pred: TensorLike, target: TensorLike, per_frame: bool = False) -> torch.Tensor:

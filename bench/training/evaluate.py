@@ -27,6 +27,7 @@ from torch import Tensor
 
 from backbones import PoseBackbone, select_frame
 from bench.data.clips import PoseDataset, Sequence, flip_pose, seq2frame_windows, seq2seq_clips
+from bench.errors import NonFiniteError
 from bench.measure.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe
 
 OutputMode = Literal["all", "centre"]
@@ -116,6 +117,11 @@ def evaluate(
         idx, pred = predict_sequence(
             model, seq, mode, data.joints_left, data.joints_right, flip=flip, batch_size=batch_size, stride=stride
         )
+        if not np.isfinite(pred).all():
+            raise NonFiniteError(
+                f"the model's predictions are not finite (NaN/Inf) on {seq.subject}/{seq.action} camera {seq.camera}: "
+                "its weights or inputs overflow; no metric is computed"
+            )
         target = torch.from_numpy(np.array(seq.positions_3d[idx])) * 1000.0  # (K, 17, 3) mm
         p = torch.from_numpy(pred) * 1000.0
         acc["mpjpe"].add(mpjpe(p, target, per_frame=True), seq.action)

@@ -190,14 +190,18 @@ def train(
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: tc.lr_decay ** (s // steps_per_epoch))
         state_path = out / STATE_FILE if out is not None else None
         if state_path is not None and state_path.is_file():
-            st = read_checkpoint(state_path)
+            st = _read_state(state_path)
             if st.get("config") != json.dumps(model_cfg.to_dict(), sort_keys=True):
                 raise TrainError(f"{state_path} belongs to another configuration; use another --out")
             load_state_dict_strict(model, st["model"])
-            opt.load_state_dict(st["optimizer"])
-            sched.load_state_dict(st["scheduler"])
-            torch.set_rng_state(st["rng"])
-            step, seconds_before = int(st["step"]), float(st["seconds"])
+            try:
+                opt.load_state_dict(st["optimizer"])
+                sched.load_state_dict(st["scheduler"])
+                torch.set_rng_state(st["rng"])
+                step, seconds_before = int(st["step"]), float(st["seconds"])
+            except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
+                msg = " ".join(str(e).split())[:200]
+                raise TrainError(f"{state_path} is a corrupt train state ({type(e).__name__}: {msg})") from None
             notes.append(f"resumed from step {step}")
         resumed_from = step
         loss_fn = objective_for(model_cfg.backbone, tc.loss)
@@ -218,6 +222,11 @@ def train(
                     x[flip] = flip_pose(x[flip], data.joints_left, data.joints_right)
                     y[flip] = flip_pose(y[flip], data.joints_left, data.joints_right)
             loss = loss_fn(model.forward_all(x), y)
+            if not bool(torch.isfinite(loss.detach())):
+                raise TrainError(
+                    f"training diverged: the loss is {float(loss.detach())} at step {step + 1} of "
+                    f"{model_cfg.label()} (lr {tc.lr:g}); nothing was saved for this run past step {step}"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -259,6 +268,25 @@ def train(
         resumed_from=resumed_from,
         notes=notes,
     )
+
+
+STATE_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "seconds", "config")
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """A ``train_state.pt`` written by :func:`_save_state`; anything else is a one-line TrainError."""
+    st = read_checkpoint(path)
+    if not isinstance(st, Mapping):
+        raise TrainError(f"{path} is not a train state (it holds a {type(st).__name__}); delete it or change --out")
+    missing = [k for k in STATE_KEYS if k not in st]
+    if missing:
+        raise TrainError(f"{path} is not a complete train state (no {', '.join(missing)}); delete it or change --out")
+    model_sd = st["model"]
+    if not isinstance(model_sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in model_sd.values()):
+        raise TrainError(f"{path}: 'model' is not a state dict of tensors; delete it or use another --out")
+    if not isinstance(st["optimizer"], Mapping):
+        raise TrainError(f"{path}: 'model' and 'optimizer' must be state dicts; delete it or use another --out")
+    return dict(st)
 
 
 def _save_state(

@@ -77,9 +77,19 @@ class _Evil:
 def test_hostile_pickle_is_refused_without_running(tmp_path, monkeypatch, model):
     monkeypatch.chdir(tmp_path)
     torch.save({"model_pos": model.state_dict(), "payload": _Evil()}, tmp_path / "evil.pth", pickle_module=pickle)
-    with pytest.raises(CheckpointError, match="not a weights-only torch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"holds non-tensor objects .* was not loaded") as e:
         load_official_checkpoint(create_backbone("mixste", "tiny"), tmp_path / "evil.pth")
+    assert "weights_only" not in str(e.value)  # never the advice that would run the file
     assert not (tmp_path / "pwned").exists()
+
+
+def test_non_finite_weights_are_refused_naming_the_key(tmp_path, model):
+    sd = model.state_dict()
+    key = sorted(k for k, v in sd.items() if v.is_floating_point())[3]
+    sd[key] = sd[key].clone().fill_(float("nan"))
+    torch.save(sd, tmp_path / "nan.pth")
+    with pytest.raises(CheckpointError, match=f"'{key}' holds {sd[key].numel()} non-finite"):
+        load_official_checkpoint(create_backbone("mixste", "tiny"), tmp_path / "nan.pth")
 
 
 def test_clean_state_dict_strips_nested_prefixes():
