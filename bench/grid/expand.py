@@ -17,8 +17,11 @@ def option_product(axes: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def cell_key(cell: Mapping[str, Any]) -> str:
-    """The id of a cell: everything in it but the measures to take (so measures can be added later)."""
-    return cell_id({k: v for k, v in cell.items() if k not in ("cell_id", "measure")})
+    """The id of a cell: its model, seed, training and data; not the measures to take nor the speed protocol.
+
+    So a measure can be added to a finished grid, and a new speed protocol re-times the same cells.
+    """
+    return cell_id({k: v for k, v in cell.items() if k not in ("cell_id", "measure", "speed")})
 
 
 def expand(grid: Grid) -> list[dict[str, Any]]:

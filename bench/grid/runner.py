@@ -110,7 +110,8 @@ def plan_grid(grid: Grid) -> Plan:
             ok.append(c)
             fractions[c["cell_id"]] = v
             good_values.update(_axis_values(c))
-    for (key, value), reasons in bad_values.items():
+    order = ("tokens", "depths", "backbone_options", "pruner_options", "recoverer_options", "recoverers")
+    for (key, value), reasons in sorted(bad_values.items(), key=lambda kv: order.index(kv[0][0].split(".")[0])):
         if (key, value) not in good_values:
             raise GridError(f"{key}: {value} cannot be used with any backbone of this grid ({reasons[0]})")
     if not ok:
@@ -220,7 +221,8 @@ def run_grid(
             store.append(row["measure"], row)
             if progress is not None:
                 progress(row, i, len(todo))
-    return store.read()
+    df = store.read()
+    return df[df["cell_id"].isin({c["cell_id"] for c in plan.cells})].reset_index(drop=True)
 
 
 def _prepare_baselines(todo: list[dict[str, Any]], out_dir: Path) -> None:
