@@ -263,10 +263,10 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError(f"--workers must be >= 1, got {a.workers}")
     grid = load_grid(grid_source(a.grid), a.set or ())
     plan = plan_grid(grid)
-    measures = [m for m in grid.measure if only is None or m in only]
+    measures: list[str] = [m for m in grid.measure if only is None or m in only]
     if not measures:
         raise UserError(f"--only {a.only}: grid '{grid.name}' takes none of these (it takes {', '.join(grid.measure)})")
-    out = Path(a.out or "results") / grid.name
+    out = Path(a.out or "results").absolute() / grid.name
     if a.dry_run:
         return _dry_run(plan, measures, out, a.limit)
     executor: Executor = local_executor

@@ -84,7 +84,7 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
 
     hours: dict[str, dict[str, float]] = {m: {"cpu": 0.0, "gpu": 0.0} for m in measures}
     tr = g.train
-    baselines: set[str] = set()
+    baselines: set[tuple[Any, ...]] = set()
     for c in plan.cells:
         m = c["model"]
         bkey = stable_id({"b": m["backbone"], "p": m["preset"], "o": m["overrides"]})

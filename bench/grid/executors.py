@@ -31,7 +31,8 @@ def run_task(cell: Mapping[str, Any], baseline_state: Any = None) -> dict[str, A
     """Run one (cell, measure) task: :func:`bench.grid.cell.run_cell` plus its ``measure``."""
     from bench.grid.cell import run_cell
 
-    row = run_cell(cell, baseline_state) if baseline_state is not None else run_cell(cell)
+    run: Any = run_cell  # run_cell(cell, baseline_state) once the baselines module exists (contract, issue 9)
+    row = run(cell, baseline_state) if baseline_state is not None else run(cell)
     row["measure"] = cell["measure"][0]
     return row
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bench.config import ConfigError, DataConfig, Mode, Number, SpeedConfig, TrainConfig, validate
+from bench.config import ConfigError, DataConfig, Mode, Number, SpeedConfig, TrainConfig, _Config, validate
 
 MEASURES = ("flops", "speed", "accuracy")
 Measure = Literal["flops", "speed", "accuracy"]
@@ -44,26 +43,28 @@ class ScheduleSpec(BaseModel):
     depths: int | list[int]
 
 
-class Grid(BaseModel):
-    """A whole grid, validated: the axes, the measures and the shared sections."""
+def _default(*values: Any) -> Any:
+    return lambda: list(values)
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+class Grid(_Config):
+    """A whole grid, validated: the axes, the measures and the shared sections."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
     description: str = ""
     backbones: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     presets: list[str] = Field(default_factory=lambda: ["tiny"], min_length=1)
     pruners: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
-    recoverers: list[str | None] = Field(default_factory=lambda: [None], min_length=1)
-    tokens: list[Number | list[Number]] = Field(default_factory=lambda: [0.33], min_length=1)
-    depths: list[int | list[int]] = Field(default_factory=lambda: [1], min_length=1)
+    recoverers: list[str | None] = Field(default_factory=_default(None), min_length=1)
+    tokens: list[Number | list[Number]] = Field(default_factory=_default(0.33), min_length=1)
+    depths: list[int | list[int]] = Field(default_factory=_default(1), min_length=1)
     schedules: list[ScheduleSpec] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     modes: list[Mode] | None = None  # training modes axis; None: train.mode
     backbone_options: OptionAxes = Field(default_factory=dict)
     pruner_options: OptionAxes = Field(default_factory=dict)
     recoverer_options: OptionAxes = Field(default_factory=dict)
-    measure: list[Measure] = Field(default_factory=lambda: ["flops"], min_length=1)
+    measure: list[Measure] = Field(default_factory=_default("flops"), min_length=1)
     speed: SpeedConfig = Field(default_factory=SpeedConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)  # its seed comes from ``seeds``
     data: DataConfig = Field(default_factory=DataConfig)
@@ -100,20 +101,17 @@ class Grid(BaseModel):
 
 # ---- reading -----------------------------------------------------------------------------------
 def packaged_grids() -> dict[str, Path]:
-    """Grid files shipped with the package (``bench/grids`` once installed, ``configs/`` in a checkout)."""
-    found: dict[str, Path] = {}
-    try:
-        root = resources.files("bench") / "grids"
-        if root.is_dir():
-            for entry in root.iterdir():
-                if entry.name.endswith((".yaml", ".yml")):
-                    found[entry.name.rsplit(".", 1)[0]] = Path(str(entry))
-    except (ModuleNotFoundError, OSError):  # pragma: no cover
-        pass
+    """Grid files shipped with the package: ``configs/`` of a checkout, else ``<prefix>/share/hourglassbench/grids``."""
+    import sys
+    import sysconfig
+
     checkout = Path(__file__).resolve().parents[2] / "configs"
-    if not found and checkout.is_dir():
-        found = {p.stem: p for p in checkout.glob("*.y*ml")}
-    return dict(sorted(found.items()))
+    candidates = [checkout, Path(sysconfig.get_path("data")) / "share" / "hourglassbench" / "grids"]
+    candidates.append(Path(sys.prefix) / "share" / "hourglassbench" / "grids")
+    for root in candidates:
+        if root.is_dir() and any(root.glob("*.y*ml")):
+            return {p.stem: p for p in sorted(root.glob("*.y*ml"))}
+    return {}
 
 
 def grid_source(name: str) -> Path:

@@ -15,7 +15,14 @@ from bench.grid import GridError, ResultStore, load_grid, plan_grid, run_grid
 from bench.grid.store import load_rows
 
 ROOT = Path(__file__).resolve().parents[3]
-GRID = "name: t\nbackbones: [mixste]\npresets: [tiny]\npruners: [none, cluster, uniform]\ntokens: [9, 3]\ndepths: [1]\nmeasure: [flops]\n"
+GRID = """name: t
+backbones: [mixste]
+presets: [tiny]
+pruners: [none, cluster, uniform]
+tokens: [9, 3]
+depths: [1]
+measure: [flops]
+"""
 
 
 def _cli(*args, cwd=None, **kw):
@@ -254,5 +261,5 @@ def test_grid_file_bytes_and_paths_are_one_line_errors(tmp_path):
     for p, msg in ((b, "binary"), (u, "UTF-8")):
         with pytest.raises(GridError, match=msg):
             load_grid(p)
-    with pytest.raises(GridError, match="cannot read|no grid"):
+    with pytest.raises(GridError, match=r"cannot read|no grid"):
         grid_source("x" * 5000)

@@ -1,0 +1,196 @@
+"""MixSTE: Mixed Spatio-Temporal Encoder (Zhang et al., CVPR 2022), seq2seq.
+
+Faithful to ``MixSTE2`` of the official code (shared/docs/backbones.md §2.1): alternating spatial
+(STE, over the 17 joints of one frame) and temporal (TTE, over the T frames of one joint)
+transformer blocks, ``depth`` pairs; **one** ``Spatial_norm`` and **one** ``Temporal_norm`` shared by
+all depths; positional embeddings added only before pair 0; head LayerNorm eps 1e-5, every other
+LayerNorm eps 1e-6. State-dict keys and order equal ``mixste_243.tsv``.
+
+Depth unit i of the uniform view is the pair (STE_i -> Spatial_norm -> TTE_i -> Temporal_norm);
+HoT's Token Pruning Module goes between pairs (k = 1..depth-1).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from backbones._registry import BackboneSpec, HourglassVariant, PaperResult, PresetSpec, register_backbone
+from backbones.base import PoseBackbone
+from backbones.layers import Attention, DropPath, Mlp, RecordsAttention, drop_path_rates
+from backbones.objectives import mixste_loss
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_hidden: int, qkv_bias: bool, drop_path: float, eps: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, heads, qkv_bias=qkv_bias)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, mlp_hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class MixSTE(PoseBackbone):
+    """MixSTE2: (B, T, 17, 2) -> (B, T, 17, 3). Tokens (B, F, 17, C)."""
+
+    pipeline = "seq2seq"
+
+    def __init__(
+        self,
+        num_frame: int = 243,
+        num_joints: int = 17,
+        in_chans: int = 2,
+        embed_dim_ratio: int = 512,
+        depth: int = 8,
+        num_heads: int = 8,
+        mlp_ratio: float = 2.0,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__(frames=num_frame, in_channels=in_chans, token_dim=embed_dim_ratio, num_joints=num_joints)
+        c = embed_dim_ratio
+        hidden = int(c * mlp_ratio)
+        self.Spatial_pos_embed = nn.Parameter(torch.zeros(1, num_joints, c))
+        self.Temporal_pos_embed = nn.Parameter(torch.zeros(1, num_frame, c))
+        self.Spatial_patch_to_embedding = nn.Linear(in_chans, c)
+        dpr = drop_path_rates(drop_path_rate, depth)
+        make = partial(Block, c, num_heads, hidden, qkv_bias, eps=1e-6)
+        self.STEblocks = nn.ModuleList([make(dpr[i]) for i in range(depth)])
+        self.TTEblocks = nn.ModuleList([make(dpr[i]) for i in range(depth)])
+        self.Spatial_norm = nn.LayerNorm(c, eps=1e-6)
+        self.Temporal_norm = nn.LayerNorm(c, eps=1e-6)
+        self.head = nn.Sequential(nn.LayerNorm(c, eps=1e-5), nn.Linear(c, 3))
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.STEblocks)
+
+    def embed(self, x: Tensor) -> Tensor:
+        # (B, T, J, 2) -> (B, T, J, C) with spatial position embedding; temporal one is added in block 0.
+        return self.Spatial_patch_to_embedding(x) + self.Spatial_pos_embed
+
+    def block(self, i: int, tokens: Tensor) -> Tensor:
+        b, f, j, c = tokens.shape
+        # One explicit copy per rearrange. At B = 1 a plain reshape would return a strided view instead, and then
+        # every LayerNorm of the block would copy it again and every Linear would read strided rows.
+        x = self.Spatial_norm(self.STEblocks[i](tokens.contiguous().view(b * f, j, c)))  # (B*F, J, C)
+        x = x.view(b, f, j, c).transpose(1, 2).contiguous().view(b * j, f, c)  # (B*J, F, C)
+        if i == 0:
+            x = x + self.Temporal_pos_embed
+        x = self.Temporal_norm(self.TTEblocks[i](x))
+        return x.view(b, j, f, c).transpose(1, 2)  # (B, F, J, C), a view of (B, J, F, C)
+
+    def regress(self, tokens: Tensor) -> Tensor:
+        out: Tensor = self.head(tokens)  # (B, F, J, 3)
+        return out
+
+    def temporal_attention(self, i: int) -> RecordsAttention:
+        block = self.TTEblocks[i]
+        assert isinstance(block, Block)
+        return block.attn
+
+
+_PAPER = dict(
+    num_frame=243,
+    num_joints=17,
+    in_chans=2,
+    embed_dim_ratio=512,
+    depth=8,
+    num_heads=8,
+    mlp_ratio=2.0,
+    qkv_bias=True,
+    drop_path_rate=0.0,
+)
+
+MIXSTE_SPEC = BackboneSpec(
+    name="mixste",
+    pipeline="seq2seq",
+    paper_title="MixSTE: Seq2seq Mixed Spatio-Temporal Encoder for 3D Human Pose Estimation in Video (CVPR 2022)",
+    official_code="JinluZhang1126/MixSTE common/model_cross.py::MixSTE2",
+    checkpoint_key="model_pos",
+    presets={
+        "paper": PresetSpec(
+            kwargs=_PAPER,
+            frames=243,
+            depth=8,
+            dim=512,
+            heads=8,
+            official_layout="mixste_243",
+            paper=PaperResult(
+                mpjpe_mm=40.9,
+                gflops_paper=277.25,
+                gflops_all_matmul=294.85,
+                params=33_783_811,
+                source="HoT figure [fig]; FLOPs [computed] (shared/docs/papers.md §2)",
+            ),
+        ),
+        "small": PresetSpec(
+            kwargs={**_PAPER, "num_frame": 81, "embed_dim_ratio": 128, "depth": 4, "num_heads": 4},
+            frames=81,
+            depth=4,
+            dim=128,
+            heads=4,
+        ),
+        "tiny": PresetSpec(
+            kwargs={**_PAPER, "num_frame": 27, "embed_dim_ratio": 32, "depth": 4, "num_heads": 4},
+            frames=27,
+            depth=4,
+            dim=32,
+            heads=4,
+        ),
+    },
+    objective=mixste_loss,
+    objective_text="joint-weighted MPJPE + 0.5 temporal consistency + 2.0 velocity (MixSTE, HoT w. MixSTE)",
+    variants=(
+        HourglassVariant(
+            name="HoT-MixSTE(81,3)",
+            preset="paper",
+            pruner="cluster",
+            recoverer="attention",
+            tokens=81,
+            depths=3,
+            official_layout="hot_mixste_243_n81_k3",
+            paper=PaperResult(
+                mpjpe_mm=41.0,
+                gflops_paper=167.52,
+                gflops_all_matmul=176.18,
+                flops_official=176_178_447_360,
+                params=35_000_323,
+                source="papers.md §3 ‡ (strict Linear+Conv: 167.51); official-class count backbones.md §5.1",
+            ),
+        ),
+        HourglassVariant(
+            name="TPC-MixSTE(61,7)",
+            preset="paper",
+            pruner="cluster",
+            recoverer="none",
+            tokens=61,
+            depths=7,
+            official_layout="tpc_mixste_243_n61_k7",
+            paper=PaperResult(
+                mpjpe_mm=39.9,
+                gflops_paper=251.29,
+                gflops_all_matmul=266.85,
+                flops_official=266_847_388_672,
+                params=33_783_811,
+                source="papers.md §3 ‡ (strict Linear+Conv: 251.28); official-class count backbones.md §5.1",
+            ),
+        ),
+    ),
+    notes="Spatial_norm / Temporal_norm are single modules shared by all depths (weight-compatible quirk).",
+)
+
+
+@register_backbone(MIXSTE_SPEC)
+def mixste(**kwargs: object) -> MixSTE:
+    """MixSTE (seq2seq, 243 frames at the paper preset)."""
+    return MixSTE(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""HourglassBench: measurement, data, training and the grid runner."""

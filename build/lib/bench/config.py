@@ -1,0 +1,304 @@
+"""The one configuration model of HourglassBench: model, data, training and speed, typed and validated.
+
+A grid cell is a pure, cheap-to-describe configuration: a :class:`ModelConfig` (backbone, preset,
+the hourglass axes), a :class:`DataConfig`, a :class:`TrainConfig` and a :class:`SpeedConfig`.
+Every entry point (the command line, grid files and ``--set`` overrides, the benchmarks, the Python
+API) builds these through the same pydantic models, so a value is checked once, by its type and
+range, with one message format (:class:`ConfigError`: ``section.key: what is wrong``). A cell's id
+is :func:`stable_id` of its description, the one hash function of the suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from backbones import PoseBackbone, RegistryError, create_backbone, get_backbone_spec
+
+Number = int | float
+Mode = Literal["scratch", "finetune", "none"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+class ConfigError(ValueError):
+    """A configuration value that is wrong in itself (type, range, unknown key): one line."""
+
+
+def stable_id(obj: Mapping[str, Any]) -> str:
+    """Stable short hash of a JSON-able description (the resume key of results rows)."""
+    blob = json.dumps(dict(obj), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def cell_id(cell: Mapping[str, Any]) -> str:
+    """The id of a grid cell: :func:`stable_id` of everything in it but its id."""
+    return stable_id({k: v for k, v in cell.items() if k != "cell_id"})
+
+
+def _tuple(v: Any) -> tuple[Any, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, (list, tuple)):
+        return tuple(v)
+    return (v,)
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+M = TypeVar("M", bound=_Config)
+
+
+def validate(cls: type[M], data: Mapping[str, Any] | None, where: str = "") -> M:
+    """Build ``cls`` from a plain mapping; any problem is one :class:`ConfigError` line naming the key."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    try:
+        return cls.model_validate(dict(data or {}))
+    except ValidationError as e:
+        raise ConfigError(_first_error(e, where)) from None
+
+
+def _first_error(e: ValidationError, where: str) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
+    key = ".".join(p for p in (where, loc) if p)
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown option"
+    value = err.get("input")
+    shown = "" if err.get("type") in ("extra_forbidden", "missing") else f" (got {value!r})"
+    return f"{key}: {msg}{shown}"
+
+
+class ModelConfig(_Config):
+    """A backbone plus an (optional) hourglass: the model half of a grid cell.
+
+    ``recoverer=None`` means HoT's default: 'attention' (TRA) for seq2seq, 'none' for seq2frame.
+    ``tokens`` / ``depths`` are one value per pruning stage (HoT: one stage; H2OT: several).
+    """
+
+    backbone: str
+    preset: str = "paper"
+    pruner: str = "none"
+    recoverer: str | None = None
+    tokens: tuple[Number, ...] = ()
+    depths: tuple[int, ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()  # backbone constructor options (frames, depth, ...)
+    pruner_options: tuple[tuple[str, Any], ...] = ()  # the pruner's constructor options (cluster: k)
+    recoverer_options: tuple[tuple[str, Any], ...] = ()  # the recoverer's (interpolation: mode)
+
+    @classmethod
+    def create(
+        cls,
+        backbone: str,
+        preset: str = "paper",
+        pruner: str | None = None,
+        recoverer: str | None = None,
+        tokens: Number | Sequence[Number] | None = None,
+        depths: int | Sequence[int] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        pruner_options: Mapping[str, Any] | None = None,
+        recoverer_options: Mapping[str, Any] | None = None,
+    ) -> ModelConfig:
+        """Normalised constructor (lists become tuples, None means the default)."""
+        return validate(
+            cls,
+            {
+                "backbone": backbone,
+                "preset": preset,
+                "pruner": pruner or "none",
+                "recoverer": recoverer,
+                "tokens": _tuple(tokens),
+                "depths": _tuple(depths),
+                "overrides": tuple(sorted((overrides or {}).items())),
+                "pruner_options": tuple(sorted((pruner_options or {}).items())),
+                "recoverer_options": tuple(sorted((recoverer_options or {}).items())),
+            },
+            "model",
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
+        known = set(cls.model_fields)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise RegistryError(f"unknown model option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        if "backbone" not in d:
+            raise RegistryError("a model configuration needs a 'backbone'")
+        ov, po, ro = (dict(d.get(k) or {}) for k in ("overrides", "pruner_options", "recoverer_options"))
+        return cls.create(
+            backbone=str(d["backbone"]),
+            preset=str(d.get("preset", "paper")),
+            pruner=d.get("pruner"),
+            recoverer=d.get("recoverer"),
+            tokens=d.get("tokens"),
+            depths=d.get("depths"),
+            overrides=ov,
+            pruner_options=po,
+            recoverer_options=ro,
+        )
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` (``cfg.replace(pruner='none', tokens=())``: its baseline)."""
+        return self.model_copy(update=changes)
+
+    def baseline(self) -> ModelConfig:
+        """The same backbone and preset with no hourglass."""
+        return self.replace(pruner="none", recoverer=None, tokens=(), depths=())
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruner != "none"
+
+    @property
+    def pipeline(self) -> str:
+        return get_backbone_spec(self.backbone).pipeline
+
+    @property
+    def effective_recoverer(self) -> str:
+        """The recoverer actually used: HoT's defaults when none was named."""
+        if self.recoverer is not None:
+            return self.recoverer
+        if not self.pruned or self.pipeline == "seq2frame":
+            return "none"
+        return "attention"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backbone": self.backbone,
+            "preset": self.preset,
+            "pruner": self.pruner,
+            "recoverer": self.effective_recoverer,
+            "tokens": list(self.tokens),
+            "depths": list(self.depths),
+            "overrides": dict(self.overrides),
+            # only when set, so that the ids of configurations without options do not change
+            **{
+                k: dict(v)
+                for k, v in (("pruner_options", self.pruner_options), ("recoverer_options", self.recoverer_options))
+                if v
+            },
+        }
+
+    def cell_id(self) -> str:
+        """Stable short hash of the configuration (:func:`stable_id`)."""
+        return stable_id(self.to_dict())
+
+    def label(self) -> str:
+        """Human label, e.g. ``mixste/paper cluster(81@3)+attention``."""
+        opts = ",".join(f"{k}={v}" for k, v in self.overrides)
+        base = f"{self.backbone}/{self.preset}" + (f"[{opts}]" if opts else "")
+        if not self.pruned:
+            return base
+        sched = ",".join(f"{t}@{d}" for t, d in zip(self.tokens, self.depths, strict=False))
+        po = "".join(f",{k}={v}" for k, v in self.pruner_options)
+        ro = "".join(f"[{k}={v}]" for k, v in self.recoverer_options)
+        return f"{base} {self.pruner}({sched}{po})+{self.effective_recoverer}{ro}"
+
+    def build(self, device: str | torch.device | None = None) -> PoseBackbone:
+        """Build the model (on ``device``; ``'meta'`` costs no memory or arithmetic)."""
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            model = create_backbone(self.backbone, self.preset, **dict(self.overrides))
+            if not isinstance(model, PoseBackbone):
+                raise RegistryError(f"backbone '{self.backbone}' does not implement the PoseBackbone view")
+            if self.pruned:
+                from strategies import apply_hourglass
+
+                apply_hourglass(
+                    model,
+                    pruner=self.pruner,
+                    recoverer=self.effective_recoverer,
+                    tokens=list(self.tokens),
+                    depths=list(self.depths),
+                    pruner_kwargs=dict(self.pruner_options),
+                    recoverer_kwargs=dict(self.recoverer_options),
+                )
+        return model
+
+
+class DataConfig(_Config):
+    """Where the 2D/3D poses come from: the embedded synthetic generator or real Human3.6M files."""
+
+    source: Literal["synthetic", "h36m"] = "synthetic"
+    data_root: str | None = None
+    keypoints: str = "gt"
+    seed: int = Field(0, ge=0)
+    noise: Literal["none", "detector"] = "detector"
+    cache_dir: str | None = None
+    frames_per_sequence: int = Field(600, ge=1, le=1_000_000)  # synthetic only: length of every take
+
+
+def _finite(v: float | None) -> float | None:
+    if v is not None and not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+class TrainConfig(_Config):
+    """Optimisation budget and recipe. Budget: ``steps`` and/or ``minutes`` (whichever ends first)."""
+
+    mode: Mode = "scratch"
+    steps: int | None = Field(None, ge=1)
+    minutes: float | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(16, ge=1)  # clips per step (x T output frames for seq2seq)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    lr_decay: float = Field(0.99, gt=0, le=1)  # per epoch, as every paper here
+    train_stride: int | None = Field(None, ge=1)  # clip stride; default T (seq2seq) or T // 3 (seq2frame)
+    flip_augment: bool = True
+    test_flip: bool = True
+    eval_stride: int = Field(1, ge=1)
+    eval_batch: int = Field(64, ge=1)
+    checkpoint_every: int = Field(200, ge=1)  # steps
+    threads: int | None = Field(None, ge=1)  # torch CPU threads while training (None: torch's default)
+    loss: Literal["paper", "mpjpe"] = "paper"  # the backbone paper's objective, or plain MPJPE
+
+    _check_finite = field_validator("minutes", "lr", "weight_decay", "lr_decay")(_finite)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return self.model_copy(update=changes)
+
+    def budget_text(self) -> str:
+        parts = [f"{self.steps} steps"] if self.steps else []
+        if self.minutes:
+            parts.append(f"{self.minutes:g} min")
+        return " / ".join(parts) or "no budget"
+
+
+class SpeedConfig(_Config):
+    """The timing protocol: warm-up and timed iterations, batch, threads, device."""
+
+    batch: int = Field(1, ge=1)
+    warmup: int = Field(5, ge=0)
+    iters: int = Field(20, ge=1)
+    threads: int | None = Field(None, ge=1)
+    device: str = "cpu"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v != "cpu" and not v.startswith("cuda"):
+            raise ValueError("must be cpu or cuda[:N]")
+        return v
+
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "SpeedConfig",
+    "TrainConfig",
+    "cell_id",
+    "stable_id",
+    "validate",
+]

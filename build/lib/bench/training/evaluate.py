@@ -1,0 +1,152 @@
+"""Evaluation on the test subjects: action-wise MPJPE (P1), P-MPJPE (P2), N-MPJPE (P3), MPJVE.
+
+Two pipelines (shared/docs/papers.md §9):
+
+* **all frames** (seq2seq with recovery, e.g. MixSTE, HoT w. MixSTE): each test sequence is cut into
+  non-overlapping clips of T frames (the last one edge-padded) and every *real* frame is scored
+  once (HoT also scores the padded copies; ``padded="include"`` does that).
+* **centre frame** (seq2frame: MHFormer, StridedTransformer, and every TPC form): a window of T
+  frames centred on every ``stride``-th frame (stride 1 = every frame), edge-padded at the ends;
+  the centre prediction is scored.
+
+Test-time flip augmentation (on by default, as in every paper here) averages the prediction with the
+un-flipped prediction of the flipped input; pruned models reuse the kept frames of the un-flipped
+pass (HoT). Predictions and targets are root-relative (root zeroed) and reported in millimetres;
+averages are action-wise (the papers' number) with frame-wise alongside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as SequenceABC
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from backbones import PoseBackbone, select_frame
+from bench.data.clips import PoseDataset, Sequence, flip_pose, seq2frame_windows, seq2seq_clips
+from bench.measure.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe
+
+OutputMode = Literal["all", "centre"]
+
+
+@dataclass
+class EvalResult:
+    """Test-set errors in millimetres (action-wise unless named frame-wise)."""
+
+    mpjpe_mm: float
+    pmpjpe_mm: float
+    nmpjpe_mm: float
+    mpjve_mm: float
+    mpjpe_frame_wise_mm: float
+    frames: int
+    output: str
+    flip: bool
+    per_action: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _predict(model: PoseBackbone, x: Tensor, mode: OutputMode, flip: bool, left: list[int], right: list[int]) -> Tensor:
+    """Forward (+ flip test) for a batch of clips. all: (B, T, 17, 3); centre: (B, 1, 17, 3)."""
+    out = model.forward_all(x)
+    pose = out.pose if mode == "all" else select_frame(out.pose, out.index, model.centre)
+    if not flip:
+        return pose
+    out_f = model.forward_all(flip_pose(x, left, right), reuse=out.kept or None)
+    pose_f = out_f.pose if mode == "all" else select_frame(out_f.pose, out_f.index, model.centre)
+    return (pose + flip_pose(pose_f, left, right)) / 2
+
+
+@torch.inference_mode()
+def predict_sequence(
+    model: PoseBackbone,
+    seq: Sequence,
+    mode: OutputMode,
+    joints_left: SequenceABC[int],
+    joints_right: SequenceABC[int],
+    *,
+    flip: bool = True,
+    batch_size: int = 64,
+    stride: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions for one sequence: ``(frames (K,), poses (K, 17, 3))`` in metres, root zeroed."""
+    left, right = list(joints_left), list(joints_right)
+    conf = model.in_channels == 3
+    t = model.frames
+    frames: list[np.ndarray] = []
+    poses: list[np.ndarray] = []
+    if mode == "all":
+        clips = seq2seq_clips([seq], t, t, with_confidence=conf)
+        for batch in clips.batches(batch_size):
+            clip_pred = _predict(model, batch["inputs"], mode, flip, left, right).numpy()  # (B, T, 17, 3)
+            for row, clip in enumerate(batch["index"].tolist()):
+                valid = clips.valid[clip]
+                frames.append(clips.starts[clip] + np.nonzero(valid)[0])
+                poses.append(clip_pred[row][valid])
+    else:
+        for batch in seq2frame_windows(seq, t, stride=stride, batch_size=batch_size, with_confidence=conf):
+            pred = _predict(model, batch["inputs"], mode, flip, left, right)  # (B, 1, 17, 3)
+            frames.append(batch["frame"].numpy())
+            poses.append(pred[:, 0].numpy())
+    p = np.concatenate(poses).astype(np.float32)
+    p[:, 0] = 0.0  # root-relative, root zeroed (targets are too)
+    return np.concatenate(frames), p
+
+
+def evaluate(
+    model: PoseBackbone,
+    data: PoseDataset,
+    mode: OutputMode,
+    *,
+    flip: bool = True,
+    batch_size: int = 64,
+    stride: int = 1,
+    sequences: SequenceABC[Sequence] | None = None,
+) -> EvalResult:
+    """Action-wise P1/P2/P3/MPJPE-velocity of ``model`` on the test sequences of ``data``."""
+    was_training = model.training
+    model.eval()
+    acc = {k: ActionAccumulator() for k in ("mpjpe", "pmpjpe", "nmpjpe", "mpjve")}
+    total = 0
+    for seq in sequences if sequences is not None else data.test:
+        idx, pred = predict_sequence(
+            model, seq, mode, data.joints_left, data.joints_right, flip=flip, batch_size=batch_size, stride=stride
+        )
+        target = torch.from_numpy(np.array(seq.positions_3d[idx])) * 1000.0  # (K, 17, 3) mm
+        p = torch.from_numpy(pred) * 1000.0
+        acc["mpjpe"].add(mpjpe(p, target, per_frame=True), seq.action)
+        acc["pmpjpe"].add(p_mpjpe(p, target, per_frame=True), seq.action)
+        acc["nmpjpe"].add(n_mpjpe(p, target, per_frame=True), seq.action)
+        if len(idx) > 1 and np.all(np.diff(idx) == np.diff(idx)[0]):
+            acc["mpjve"].add(mpjve(p, target, per_frame=True) / float(np.diff(idx)[0]), seq.action)
+        total += len(idx)
+    model.train(was_training)
+    per_action = {
+        a: {k: v.per_action().get(a, float("nan")) for k, v in acc.items()} for a in acc["mpjpe"].per_action()
+    }
+    return EvalResult(
+        mpjpe_mm=acc["mpjpe"].action_wise(),
+        pmpjpe_mm=acc["pmpjpe"].action_wise(),
+        nmpjpe_mm=acc["nmpjpe"].action_wise(),
+        mpjve_mm=acc["mpjve"].action_wise() if acc["mpjve"].num_frames else float("nan"),
+        mpjpe_frame_wise_mm=acc["mpjpe"].frame_wise(),
+        frames=total,
+        output=mode,
+        flip=flip,
+        per_action=per_action,
+    )
+
+
+def trivial_mpjpe(data: PoseDataset, stride: int = 1) -> float:
+    """Action-wise MPJPE (mm) of the trivial predictor: the mean training pose, for every test frame."""
+    mean_pose = np.mean(np.concatenate([s.positions_3d for s in data.train]), axis=0)  # (17, 3)
+    acc = ActionAccumulator()
+    for seq in data.test:
+        target = torch.from_numpy(np.array(seq.positions_3d[::stride])) * 1000.0
+        pred = torch.from_numpy(np.broadcast_to(mean_pose, target.shape).copy()) * 1000.0
+        acc.add(mpjpe(pred, target, per_frame=True), seq.action)
+    return acc.action_wise()
