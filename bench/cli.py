@@ -21,7 +21,6 @@ from bench.errors import UserError, one_line, user_error_types
 EXIT_USAGE = 2
 EXIT_BUG = 1
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "configs"
 RESULTS_RUNS = ROOT / "results" / "runs"
 RESULTS_CACHE = ROOT / "results" / "cache"
 NOTEBOOK = ROOT / "notebooks" / "explore.ipynb"
@@ -107,7 +106,9 @@ def _list_entries(kind: str) -> list[dict[str, Any]]:
             return [_strategy_info(n, strategies.get_pruner_class(n)) for n in strategies.list_pruners()]
         return [_strategy_info(n, strategies.get_recoverer_class(n)) for n in strategies.list_recoverers()]
     if kind == "configs":
-        return [{"name": p.stem, "path": str(p)} for p in sorted(CONFIG_DIR.glob("*.y*ml"))]
+        from bench.grid import packaged_grids
+
+        return [{"name": n, "path": str(p)} for n, p in packaged_grids().items()]
     raise UserError(f"unknown list '{kind}' (known: backbones, pruners, recoverers, configs)")
 
 
@@ -302,42 +303,57 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 # ---- run (grid) -------------------------------------------------------------------------------
-def _grid_path(name: str) -> Path:
-    p = Path(name)
-    if p.is_file():
-        return p
-    for cand in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
-        if cand.is_file():
-            return cand
-    known = ", ".join(q.stem for q in sorted(CONFIG_DIR.glob("*.yaml")))
-    raise UserError(f"no grid file '{name}' (known in configs/: {known})")
-
-
 def cmd_run(a: argparse.Namespace) -> int:
-    from bench.grid import Executor, load_grid, local_executor, process_executor, ray_executor, run_grid
+    from bench.grid import Executor, grid_source, load_grid, local_executor, plan_grid, process_executor, run_grid
+    from bench.grid.spec import MEASURES
 
+    only = None
+    if a.only:
+        only = [m.strip() for m in a.only.split(",") if m.strip()]
+        bad = sorted(set(only) - set(MEASURES))
+        if bad or not only:
+            raise UserError(f"--only: unknown measure {', '.join(bad) or a.only!r} (known: {', '.join(MEASURES)})")
+    if a.limit is not None and a.limit < 0:
+        raise UserError(f"--limit must be >= 0, got {a.limit}")
     if a.workers < 1:
-        raise UserError(f"--workers must be at least 1 (got {a.workers})")
-    if a.limit is not None and a.limit < 1:
-        raise UserError(f"--limit must be at least 1 (got {a.limit})")
-    if a.out is not None and Path(a.out).is_dir():
-        raise UserError(f"--out {a.out} is a folder; name the results CSV file")
-    grid = load_grid(_grid_path(a.grid))
-    out = Path(a.out) if a.out else ROOT / "results" / grid.name / "results.csv"
+        raise UserError(f"--workers must be >= 1, got {a.workers}")
+    grid = load_grid(grid_source(a.grid), a.set or ())
+    plan = plan_grid(grid)
+    measures: list[str] = [m for m in grid.measure if only is None or m in only]
+    if not measures:
+        raise UserError(f"--only {a.only}: grid '{grid.name}' takes none of these (it takes {', '.join(grid.measure)})")
+    out = Path(a.out or "results").absolute() / grid.name
+    if a.dry_run:
+        return _dry_run(plan, measures, out, a.limit)
     executor: Executor = local_executor
     if a.ray or a.ray_address:
+        from bench.grid import ray_executor
+
         executor = ray_executor(a.ray_address)
     elif a.workers > 1:
         executor = process_executor(a.workers)
 
     def progress(row: dict[str, Any], i: int, n: int) -> None:
-        status = row["error"] or (f"{row.get('gflops', float('nan')):.3f} GFLOPs" if "gflops" in row else "ok")
-        if row.get("mpjpe_mm") is not None and not row["error"]:
+        status = row.get("error") or (f"{row.get('gflops', float('nan')):.3f} GFLOPs" if "gflops" in row else "ok")
+        if row.get("mpjpe_mm") is not None and not row.get("error"):
             status += f", MPJPE {row['mpjpe_mm']:.1f} mm"
-        print(f"[{i}/{n}] {row['label']:<48} {status} ({row['cell_seconds']:.1f} s)", flush=True)
+        if row.get("fps") is not None and not row.get("error"):
+            status += f", {row['fps']:.1f} fps"
+        secs = row.get("cell_seconds") or 0.0
+        print(f"[{i}/{n}] {row['measure']:<8} {row['label']:<48} {status} ({secs:.1f} s)", flush=True)
 
-    print(f"grid '{grid.name}': results in {out}", flush=True)
-    df = run_grid(grid, out, executor, progress=progress, limit=a.limit)
+    print(f"grid '{grid.name}': {len(plan.cells)} cells, {len(plan.skipped)} skipped; results in {out}", flush=True)
+    df = run_grid(
+        plan,
+        out,
+        executor,
+        progress=progress,
+        limit=a.limit,
+        only=measures,
+        retry_failed=a.retry_failed,
+        remote=bool(a.ray or a.ray_address),
+    )
+    _print_skipped(plan.skipped)
     if df.empty:
         return 0
     return _report(out, ("hot", "ablation", "hypervolume"), ("md", "latex", "csv"))
@@ -346,21 +362,45 @@ def cmd_run(a: argparse.Namespace) -> int:
 def _report(results: Path, tables: Sequence[str], formats: Sequence[str]) -> int:
     """Tables and plots of a results folder from its stored rows; the headline table and the paths printed."""
     from bench.report.files import write_report
-    from bench.results import load
+    from bench.results import export, load
 
     df = load(results)
-    folder = results.parent if results.suffix == ".csv" else results
+    folder = results.parent if results.is_file() else results
     files = write_report(df, folder, tables=tables, formats=formats)
     print(files.headline)
+    if not results.is_file() and any(folder.glob("*.jsonl")):
+        print(f"rows:  {export(folder)} (one row per cell, every measure merged)")
     errors = int(df["error"].astype(str).str.len().gt(0).sum())
     if errors:
-        print(f"{errors} cell(s) recorded an error (see the 'error' column of {folder / 'results.csv'})")
+        print(f"{errors} cell(s) recorded an error (see the 'error' column; rerun them with --retry-failed)")
     for path in files.tables:
         print(f"table: {path}")
     for path in files.plots:
         if path.suffix == ".png":
             print(f"plot:  {path} (+ .pdf)")
     print(f"notebook: {NOTEBOOK} (HOURGLASS_RESULTS={folder} jupyter lab {NOTEBOOK.relative_to(ROOT)})")
+    return 0
+
+
+def _print_skipped(skipped: list[tuple[str, str]]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} impossible cell(s):")
+        for label, reason in skipped:
+            print(f"  {label:<48} {reason}")
+
+
+def _dry_run(plan: Any, measures: list[str], out: Path, limit: int | None) -> int:
+    from bench.grid.estimate import estimate, format_estimate
+
+    cells = plan.cells[:limit] if limit is not None else plan.cells
+    print(f"grid '{plan.grid.name}' (dry run: nothing runs): {len(cells)} cells, measures {', '.join(measures)}")
+    print(f"results would go to {out}")
+    for c in cells:
+        print(f"  {c['cell_id']}  {ModelConfig.from_dict(c['model']).label():<56} seed {c['seed']}")
+    _print_skipped(plan.skipped)
+    sub = type(plan)(plan.grid, cells, plan.skipped, plan.tokens_fraction)
+    print(format_estimate(estimate(sub, measures)))
+    print(f"{len(cells)} cells, {len(plan.skipped)} skipped")
     return 0
 
 
@@ -371,8 +411,9 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_default(a: argparse.Namespace) -> int:
-    """No command: the default quick grid (configs/quick.yaml)."""
+    """No command: the default quick grid."""
     a.grid, a.out, a.workers, a.ray, a.ray_address, a.limit = "quick", None, 1, False, None, None
+    a.set, a.dry_run, a.only, a.retry_failed = [], False, None, False
     return cmd_run(a)
 
 
@@ -435,9 +476,19 @@ def build_parser() -> argparse.ArgumentParser:
     pe.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("run", help="run a YAML grid (resumable; one results row per cell)")
-    pr.add_argument("grid", nargs="?", default="quick", help="grid file or name in configs/ (default quick)")
-    pr.add_argument("--out", default=None, help="results CSV (default results/<grid>/results.csv)")
-    pr.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    pr.add_argument("grid", nargs="?", default="quick", help="packaged grid name (see `list configs`) or a grid file")
+    pr.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a grid key by its dotted path (repeatable)"
+    )
+    pr.add_argument(
+        "--dry-run", action="store_true", help="print the cells, skipped cells and estimated cost; run nothing"
+    )
+    pr.add_argument(
+        "--only", default=None, metavar="MEASURES", help="comma-separated measures to take (flops,speed,accuracy)"
+    )
+    pr.add_argument("--out", default=None, help="results root (default ./results); rows go to OUT/<grid name>/")
+    pr.add_argument("--retry-failed", action="store_true", help="run the stored error rows again")
+    pr.add_argument("--workers", type=int, default=1, help="worker processes; a crashing cell becomes an error row")
     pr.add_argument("--ray", action="store_true", help="run cells as Ray tasks (needs the [ray] extra)")
     pr.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto)")
     pr.add_argument("--limit", type=int, default=None, help="run at most N pending cells")

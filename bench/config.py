@@ -92,7 +92,9 @@ class ModelConfig(_Config):
     recoverer: str | None = None
     tokens: tuple[Number, ...] = ()
     depths: tuple[int, ...] = ()
-    overrides: tuple[tuple[str, Any], ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()  # backbone constructor options (frames, depth, ...)
+    pruner_options: tuple[tuple[str, Any], ...] = ()  # the pruner's constructor options (cluster: k)
+    recoverer_options: tuple[tuple[str, Any], ...] = ()  # the recoverer's (interpolation: mode)
 
     @model_validator(mode="after")
     def _no_contradiction(self) -> ModelConfig:
@@ -114,6 +116,8 @@ class ModelConfig(_Config):
         tokens: Number | Sequence[Number] | None = None,
         depths: int | Sequence[int] | None = None,
         overrides: Mapping[str, Any] | None = None,
+        pruner_options: Mapping[str, Any] | None = None,
+        recoverer_options: Mapping[str, Any] | None = None,
     ) -> ModelConfig:
         """Normalised constructor (lists become tuples, None means the default)."""
         return validate(
@@ -126,6 +130,8 @@ class ModelConfig(_Config):
                 "tokens": _tuple(tokens),
                 "depths": _tuple(depths),
                 "overrides": tuple(sorted((overrides or {}).items())),
+                "pruner_options": tuple(sorted((pruner_options or {}).items())),
+                "recoverer_options": tuple(sorted((recoverer_options or {}).items())),
             },
             "model",
         )
@@ -138,9 +144,7 @@ class ModelConfig(_Config):
             raise RegistryError(f"unknown model option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         if "backbone" not in d:
             raise RegistryError("a model configuration needs a 'backbone'")
-        ov = d.get("overrides") or {}
-        if not isinstance(ov, Mapping):
-            ov = dict(ov)
+        ov, po, ro = (dict(d.get(k) or {}) for k in ("overrides", "pruner_options", "recoverer_options"))
         return cls.create(
             backbone=str(d["backbone"]),
             preset=str(d.get("preset", "paper")),
@@ -148,7 +152,9 @@ class ModelConfig(_Config):
             recoverer=d.get("recoverer"),
             tokens=d.get("tokens"),
             depths=d.get("depths"),
-            overrides=dict(ov),
+            overrides=ov,
+            pruner_options=po,
+            recoverer_options=ro,
         )
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -185,6 +191,12 @@ class ModelConfig(_Config):
             "tokens": list(self.tokens),
             "depths": list(self.depths),
             "overrides": dict(self.overrides),
+            # only when set, so that the ids of configurations without options do not change
+            **{
+                k: dict(v)
+                for k, v in (("pruner_options", self.pruner_options), ("recoverer_options", self.recoverer_options))
+                if v
+            },
         }
 
     def cell_id(self) -> str:
@@ -193,11 +205,14 @@ class ModelConfig(_Config):
 
     def label(self) -> str:
         """Human label, e.g. ``mixste/paper cluster(81@3)+attention``."""
-        base = f"{self.backbone}/{self.preset}"
+        opts = ",".join(f"{k}={v}" for k, v in self.overrides)
+        base = f"{self.backbone}/{self.preset}" + (f"[{opts}]" if opts else "")
         if not self.pruned:
             return base
         sched = ",".join(f"{t}@{d}" for t, d in zip(self.tokens, self.depths, strict=False))
-        return f"{base} {self.pruner}({sched})+{self.effective_recoverer}"
+        po = "".join(f",{k}={v}" for k, v in self.pruner_options)
+        ro = "".join(f"[{k}={v}]" for k, v in self.recoverer_options)
+        return f"{base} {self.pruner}({sched}{po})+{self.effective_recoverer}{ro}"
 
     def build(self, device: str | torch.device | None = None) -> PoseBackbone:
         """Build the model (on ``device``; ``'meta'`` costs no memory or arithmetic)."""
@@ -214,6 +229,8 @@ class ModelConfig(_Config):
                     recoverer=self.effective_recoverer,
                     tokens=list(self.tokens),
                     depths=list(self.depths),
+                    pruner_kwargs=dict(self.pruner_options),
+                    recoverer_kwargs=dict(self.recoverer_options),
                 )
         return model
 

@@ -1,7 +1,9 @@
 """Read a results folder into one typed table: the single entry point for reports and notebooks.
 
-A grid writes ``results/<grid>/results.csv`` (one row per cell, see ``bench.grid.store``). :func:`load`
-is the contract everything downstream reads through; how rows are stored may change behind it.
+A grid writes ``results/<grid>/`` (one JSON-lines file per measure, see ``bench.grid.store``), merged
+into one row per cell by :func:`bench.grid.load_rows`. :func:`load` is the contract everything
+downstream reads through; how rows are stored may change behind it. A CSV exported from such a
+table (``load(dir).to_csv(...)``) loads too.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-RESULTS_FILE = "results.csv"
 LIST_COLUMNS = ("tokens", "depths", "tokens_per_block")
 TEXT_COLUMNS = (
     "cell_id",
@@ -35,10 +36,49 @@ class ResultsError(ValueError):
     """No readable results where the user pointed (one-line message)."""
 
 
-def results_csv(results_dir: str | os.PathLike[str]) -> Path:
-    """The CSV of a results folder (a path to the CSV itself is accepted too)."""
-    p = Path(results_dir)
-    return p if p.suffix == ".csv" else p / RESULTS_FILE
+EXPORT_FILE = "results.csv"  # a merged table exported next to the records (``export``)
+
+
+def has_results(results_dir: str | os.PathLike[str]) -> bool:
+    """True when ``results_dir`` holds result records (or an exported ``results.csv``)."""
+    path = Path(results_dir)
+    if path.is_file():
+        return True
+    return path.is_dir() and (any(path.glob("*.jsonl")) or (path / EXPORT_FILE).is_file())
+
+
+def export(results_dir: str | os.PathLike[str]) -> Path:
+    """Write the merged one-row-per-cell table of a results folder to ``results.csv`` beside it."""
+    folder = Path(results_dir)
+    df = load(folder)
+    out = folder / EXPORT_FILE
+    tmp = out.with_name(out.name + ".tmp")
+    df.assign(**{c: df[c].map(json.dumps) for c in LIST_COLUMNS if c in df}).to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return out
+
+
+def _read(results_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, Path]:
+    """The raw rows of a results folder (or of an exported CSV) and the path read."""
+    from bench.grid import GridError, load_rows
+
+    path = Path(results_dir)
+    if path.is_file():
+        try:
+            return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}), path
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise ResultsError(f"{path}: not a readable results CSV ({str(e).splitlines()[0]})") from None
+    if not path.is_dir():
+        raise ResultsError(f"no results folder '{path}' (run a grid first: python run_bench.py run GRID)")
+    if not any(path.glob("*.jsonl")) and (path / EXPORT_FILE).is_file():
+        return _read(path / EXPORT_FILE)
+    try:
+        df = load_rows(path)
+    except GridError as e:
+        raise ResultsError(str(e)) from None
+    if df.empty:
+        raise ResultsError(f"no result rows in {path} (run a grid first: python run_bench.py run GRID)")
+    return df, path
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -56,13 +96,7 @@ def load(results_dir: str | os.PathLike[str]) -> pd.DataFrame:
     List-like columns (``tokens``, ``depths``, ``tokens_per_block``) are Python lists, text columns are
     strings (``error`` is ``""`` for a cell that succeeded) and every other column is numeric.
     """
-    path = results_csv(results_dir)
-    if not path.is_file():
-        raise ResultsError(f"no {path.name} in {path.parent} (run a grid first: python run_bench.py run GRID)")
-    try:
-        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{path}: not a readable results CSV ({str(e).splitlines()[0]})") from None
+    df, path = _read(results_dir)
     for col in df.columns:
         if col in LIST_COLUMNS:
             try:
@@ -71,6 +105,8 @@ def load(results_dir: str | os.PathLike[str]) -> pd.DataFrame:
                 raise ResultsError(f"{path}: column '{col}' holds a value that is not a JSON list ({e})") from None
         elif col in TEXT_COLUMNS:
             df[col] = df[col].fillna("").astype(str)
+        elif pd.api.types.is_datetime64_any_dtype(df[col]):
+            continue
         else:
             num = pd.to_numeric(df[col], errors="coerce")
             # a column the store does not know stays text unless every value is a number

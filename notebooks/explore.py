@@ -15,16 +15,15 @@
 # # Explore HourglassBench results
 #
 # This notebook reads one results folder (what `python run_bench.py` or `python run_bench.py run GRID`
-# writes: `results/<grid>/results.csv`) through `bench.results.load`, and redraws the tables, plots and
-# Pareto analysis that `python run_bench.py report RESULTS_DIR` writes. Nothing here computes a number
-# the stored rows do not hold.
+# writes: `results/<grid>/`, one JSON-lines file per measure) through `bench.results.load`, and
+# redraws the tables, plots and Pareto analysis that `python run_bench.py report RESULTS_DIR` writes.
+# Nothing here computes a number the stored rows do not hold.
 #
 # Point it at a folder with `HOURGLASS_RESULTS=results/<grid> jupyter lab notebooks/explore.ipynb`; the
 # default is the default run's output, `results/quick/`. On a fresh clone with no results yet it runs a
 # small FLOPs-only grid (paper presets, a few seconds) into a temporary folder instead.
 
 # %%
-import dataclasses
 import io
 import os
 import sys
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # import the bench package of this checkout
 from bench.report import ablation_tables, hot_table, hypervolume_table, pareto_mask, render  # noqa: E402
 from bench.report.plots import figures  # noqa: E402
 from bench.report.tables import render_many  # noqa: E402
-from bench.results import load, results_csv  # noqa: E402
+from bench.results import has_results, load  # noqa: E402
 
 RESULTS = Path(os.environ.get("HOURGLASS_RESULTS", ROOT / "results" / "quick"))
 
@@ -59,20 +58,18 @@ def show(fig):
 # MPJPE, FPS or hypervolume below, and the cells that need them say so.
 
 # %%
-if not results_csv(RESULTS).is_file():
+if not has_results(RESULTS):
     print(f"No results in {RESULTS} yet (run `python run_bench.py` to make them).")
-    from bench.grid import load_grid, run_grid
+    from bench.grid import grid_source, load_grid, run_grid
 
-    grid = load_grid(ROOT / "configs" / "paper_flops.yaml")
-    grid = dataclasses.replace(
-        grid, backbones=("mixste", "strided"), pruners=("none", "cluster", "uniform"), tokens=(27, 81), depths=(1, 2)
-    )
+    small = ["backbones=[mixste,strided]", "pruners=[none,cluster,uniform]", "tokens=[27,81]", "depths=[1,2]"]
+    grid = load_grid(grid_source("paper_flops"), small)
     RESULTS = Path(tempfile.mkdtemp()) / grid.name
     print(f"Running a small FLOPs-only grid into {RESULTS} ...")
-    run_grid(grid, RESULTS / "results.csv")
+    run_grid(grid, RESULTS)
 
 df = load(RESULTS)
-print(f"{len(df)} cells from {results_csv(RESULTS)}; {int((df['error'] != '').sum())} recorded an error")
+print(f"{len(df)} cells from {RESULTS}; {int((df['error'] != '').sum())} recorded an error")
 df.head()
 
 # %% [markdown]

@@ -159,8 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not a.minutes and not a.steps:
         p.error("give --minutes or --steps")
     tokens: float = int(a.tokens) if a.tokens >= 1 else a.tokens
-    store = ResultStore(Path(a.out) / "results.csv")
-    done = store.done_ids()
+    store = ResultStore(Path(a.out)).open()  # one accuracy record per chain row, locked while it runs
+    done = {str(r["cell_id"]) for r in (store.record("accuracy", k) for k in list(store._done["accuracy"])) if r}
     jobs = []
     from backbones import list_backbones
 
@@ -195,8 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         futures = {pool.submit(run_chain, j): j for j in jobs}
         for f in as_completed(futures):
             for row in f.result():
-                store.append(row)
+                store.append("accuracy", row)
                 print(json.dumps({k: row[k] for k in ("label", "seed", "mpjpe_mm", "steps", "seconds")}), flush=True)
+    store.close()
     df = store.read()
     if not df.empty:
         print(summarise(df))

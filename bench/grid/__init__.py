@@ -9,19 +9,24 @@ or ``bench.cli``.
 from bench.grid.cell import run_cell
 from bench.grid.executors import Executor, local_executor, process_executor, ray_executor
 from bench.grid.expand import expand
-from bench.grid.runner import run_grid
-from bench.grid.spec import MEASURES, Grid, GridError, load_grid
-from bench.grid.store import ResultStore
+from bench.grid.runner import Plan, plan_grid, run_grid
+from bench.grid.spec import MEASURES, Grid, GridError, grid_source, load_grid, packaged_grids
+from bench.grid.store import ResultStore, load_rows
 
 __all__ = [
     "MEASURES",
     "Executor",
     "Grid",
     "GridError",
+    "Plan",
     "ResultStore",
     "expand",
+    "grid_source",
     "load_grid",
+    "load_rows",
     "local_executor",
+    "packaged_grids",
+    "plan_grid",
     "process_executor",
     "ray_executor",
     "run_cell",

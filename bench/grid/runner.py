@@ -1,34 +1,236 @@
-"""Run a grid: the cells not yet stored, each row on disk before the next cell starts."""
+"""Plan and run a grid: validate it whole, skip impossible combinations, run only what is not stored.
+
+:func:`plan_grid` expands a grid and checks every cell's model on the ``meta`` device (one build
+per backbone configuration, then the hourglass applied to it per cell): a combination that cannot
+exist for one backbone (depth 3 on MHFormer's trunk) is *skipped* with its reason; a value that no
+cell can use (tokens 999, an unknown pruner option) or a grid with no possible cell is a
+:class:`GridError`. :func:`run_grid` then runs one task per missing (cell, measure) and appends each
+row before the next is taken.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.config import ModelConfig, stable_id
 from bench.grid.executors import Executor, local_executor
 from bench.grid.expand import expand
-from bench.grid.spec import Grid
+from bench.grid.spec import Grid, GridError
 from bench.grid.store import ResultStore
 
 
+@dataclass
+class Plan:
+    """The cells of a grid that can exist, and the skipped ones with their reasons."""
+
+    grid: Grid
+    cells: list[dict[str, Any]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
+    tokens_fraction: dict[str, float] = field(default_factory=dict)  # cell_id -> block tokens vs baseline
+
+
+def _axis_values(cell: dict[str, Any]) -> list[tuple[str, str]]:
+    m = cell["model"]
+    out = [("recoverers", str(m["recoverer"]))] if m["pruner"] != "none" else []
+    if m["pruner"] != "none":
+        out += [("tokens", json.dumps(m["tokens"])), ("depths", json.dumps(m["depths"]))]
+    for sect, name in (("backbone_options", m["backbone"]), ("pruner_options", m["pruner"])):
+        src = m["overrides"] if sect == "backbone_options" else m.get("pruner_options", {})
+        out += [(f"{sect}.{name}.{k}", json.dumps(v)) for k, v in src.items()]
+    out += [
+        (f"recoverer_options.{m['recoverer']}.{k}", json.dumps(v)) for k, v in m.get("recoverer_options", {}).items()
+    ]
+    return out
+
+
+def _reason(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def plan_grid(grid: Grid) -> Plan:
+    """Expand and validate ``grid`` whole, before anything runs (see the module docstring)."""
+    from strategies import apply_hourglass
+    from strategies.hourglass import _static_tokens
+    from strategies.schedule import Schedule
+
+    cells = expand(grid)
+    base: dict[str, Any] = {}  # backbone configuration -> meta model (or the exception that refused it)
+    verdict: dict[str, str | float] = {}  # model id -> reason (str) or tokens fraction (float)
+    ok: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    fractions: dict[str, float] = {}
+    bad_values: dict[tuple[str, str], list[str]] = {}
+    good_values: set[tuple[str, str]] = set()
+    for c in cells:
+        m = c["model"]
+        mid = stable_id(m)
+        if mid not in verdict:
+            cfg = ModelConfig.from_dict(m)
+            bkey = stable_id({"b": cfg.backbone, "p": cfg.preset, "o": m["overrides"]})
+            if bkey not in base:
+                try:
+                    base[bkey] = cfg.baseline().build("meta")
+                except Exception as e:
+                    base[bkey] = e
+            model = base[bkey]
+            if isinstance(model, BaseException):
+                verdict[mid] = _reason(model)
+            else:
+                try:
+                    full = _static_tokens(model, Schedule(stages=(), frames=model.frames))
+                    if cfg.pruned:
+                        apply_hourglass(
+                            model,
+                            pruner=cfg.pruner,
+                            recoverer=cfg.effective_recoverer,
+                            tokens=list(cfg.tokens),
+                            depths=list(cfg.depths),
+                            pruner_kwargs=dict(cfg.pruner_options),
+                            recoverer_kwargs=dict(cfg.recoverer_options),
+                        )
+                        verdict[mid] = sum(model.hourglass.tokens_per_block) / max(1, sum(full))
+                    else:
+                        verdict[mid] = 1.0
+                except Exception as e:
+                    verdict[mid] = _reason(e)
+        v = verdict[mid]
+        label = ModelConfig.from_dict(m).label()
+        if isinstance(v, str):
+            skipped.append((label, v))
+            for av in _axis_values(c):
+                bad_values.setdefault(av, []).append(v)
+        else:
+            ok.append(c)
+            fractions[c["cell_id"]] = v
+            good_values.update(_axis_values(c))
+    order = ("tokens", "depths", "backbone_options", "pruner_options", "recoverer_options", "recoverers")
+    for (key, value), reasons in sorted(bad_values.items(), key=lambda kv: order.index(kv[0][0].split(".")[0])):
+        if (key, value) not in good_values:
+            raise GridError(f"{key}: {value} cannot be used with any backbone of this grid ({reasons[0]})")
+    if not ok:
+        first = skipped[0][1] if skipped else "the grid is empty"
+        raise GridError(f"no cell of grid '{grid.name}' can exist ({first})")
+    return Plan(grid, ok, skipped, fractions)
+
+
+# ---- tasks -----------------------------------------------------------------------------------------
+def measure_key(cell: dict[str, Any], measure: str) -> str:
+    """What a measure depends on: FLOPs on the model; speed also on the protocol; accuracy on training."""
+    parts: dict[str, Any] = {"measure": measure, "model": cell["model"]}
+    if measure == "speed":
+        parts["speed"] = cell["speed"]
+    if measure == "accuracy":
+        parts.update(seed=cell["seed"], train=cell["train"], data=cell["data"], baseline=cell.get("baseline"))
+    return stable_id(parts)
+
+
+def pending_tasks(
+    cells: Iterable[dict[str, Any]], store: ResultStore, measures: Iterable[str], retry_failed: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(tasks to run, rows to copy): a measure already stored under another cell id is copied, not rerun."""
+    todo: list[dict[str, Any]] = []
+    copies: list[dict[str, Any]] = []
+    for c in cells:
+        for m in measures:
+            if m not in c["measure"]:
+                continue
+            key = measure_key(c, m)
+            rec = store.record(m, key)
+            if rec is not None and not (retry_failed and rec.get("error")):
+                if not store.has_cell(m, c["cell_id"]):
+                    copies.append({**rec, "cell_id": c["cell_id"], "seed": c["seed"], "key": key, "measure": m})
+                continue
+            todo.append({**c, "measure": [m], "key": key})
+    return todo, copies
+
+
+def environment_record(grid: Grid) -> dict[str, Any]:
+    """Versions, CPU/GPU, threads and git commit of this run (written beside the rows)."""
+    from bench.measure.env import environment
+
+    env = dict(environment(grid.speed.device if grid.speed.device.startswith("cuda") else "cpu"))
+    env["git_commit"] = _git_commit()
+    env["written"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+    return env
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _check_device(grid: Grid, remote: bool) -> None:
+    if "speed" in grid.measure and grid.speed.device.startswith("cuda") and not remote:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise GridError(f"speed.device: {grid.speed.device} but this machine has no CUDA (run it through --ray)")
+
+
 def run_grid(
-    grid: Grid,
-    out_csv: str | os.PathLike[str],
+    grid: Grid | Plan,
+    out_dir: str | os.PathLike[str],
     executor: Executor = local_executor,
     progress: Callable[[dict[str, Any], int, int], None] | None = None,
     limit: int | None = None,
+    only: Iterable[str] | None = None,
+    retry_failed: bool = False,
+    remote: bool = False,
+    fsync: bool = True,
 ) -> pd.DataFrame:
-    """Run the cells of ``grid`` not yet in ``out_csv``; each row is on disk before the next starts."""
-    store = ResultStore(out_csv)
-    done = store.done_ids()
-    todo = [c for c in expand(grid) if c["cell_id"] not in done]
-    if limit is not None:
-        todo = todo[:limit]
-    for i, row in enumerate(executor(todo), 1):
-        store.append(row)
-        if progress is not None:
-            progress(row, i, len(todo))
-    return store.read()
+    """Run the (cell, measure) tasks of ``grid`` not yet stored in ``out_dir``; each row is on disk before the next.
+
+    ``only`` restricts the measures; ``limit`` the number of cells run; ``retry_failed`` reruns the
+    stored error rows. Returns the merged rows of the folder.
+    """
+    plan = grid if isinstance(grid, Plan) else plan_grid(grid)
+    g = plan.grid
+    measures = [m for m in g.measure if only is None or m in set(only)]
+    _check_device(g, remote)
+    with ResultStore(out_dir, fsync=fsync) as store:
+        import yaml
+
+        store.write_side("grid.yaml", yaml.safe_dump(g.resolved(), sort_keys=False))
+        store.write_side(f"env-{store.tag}.json", json.dumps(environment_record(g), indent=2, default=str))
+        todo, copies = pending_tasks(plan.cells, store, measures, retry_failed)
+        for row in copies:
+            store.append(row["measure"], row)
+        if limit is not None:
+            keep = list(dict.fromkeys(t["cell_id"] for t in todo))[:limit]
+            todo = [t for t in todo if t["cell_id"] in set(keep)]
+        if any(t.get("baseline") for t in todo):
+            _prepare_baselines(todo, Path(out_dir))
+        keys = {(t["cell_id"], t["measure"][0]): t["key"] for t in todo}
+        for i, row in enumerate(executor(todo), 1):
+            row["key"] = keys.get((row["cell_id"], row["measure"]))
+            store.append(row["measure"], row)
+            if progress is not None:
+                progress(row, i, len(todo))
+    df = store.read()
+    return df[df["cell_id"].isin({c["cell_id"] for c in plan.cells})].reset_index(drop=True)
+
+
+def _prepare_baselines(todo: list[dict[str, Any]], out_dir: Path) -> None:
+    """Train every baseline the tasks need, once, before they run (the train helper's module)."""
+    from bench.grid.baselines import BaselineCache, ensure_baselines  # type: ignore[import-not-found]
+
+    cache = BaselineCache(out_dir / "baselines")
+    ensure_baselines(todo, cache)
+    for t in todo:
+        if t.get("baseline"):
+            t["baseline"]["checkpoint"] = str(cache.path(t["baseline"]["key"]) / "model.pt")

@@ -1,143 +1,247 @@
-"""Grid files: parse and validate a YAML grid (axes, measures, speed / train / data sections)."""
+"""Grid files: a YAML mapping plus ``--set KEY=VALUE`` overrides, validated whole by one pydantic model.
+
+A grid names its axes (``backbones``, ``presets``, ``pruners``, ``recoverers``, ``tokens``, ``depths``
+or explicit ``schedules``, ``seeds``, ``modes``, and the constructor-option axes
+``backbone_options`` / ``pruner_options`` / ``recoverer_options``, each ``{name: {option: [values]}}``),
+the measures to take, and the speed / train / data sections, which are the suite's own
+:class:`~bench.config.SpeedConfig`, :class:`~bench.config.TrainConfig` and
+:class:`~bench.config.DataConfig`. ``--set`` overrides go through the same model, so a bad value is
+the same one-line :class:`GridError` naming its dotted key whether it came from the file or the
+command line. Reading a file never executes code (``yaml.safe_load``).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bench.config import ConfigError, DataConfig, Mode, Number, SpeedConfig, TrainConfig, _Config, validate
 
 MEASURES = ("flops", "speed", "accuracy")
-GRID_KEYS = {
-    "name",
-    "description",
-    "backbones",
-    "presets",
-    "pruners",
-    "recoverers",
-    "tokens",
-    "depths",
-    "schedules",
-    "seeds",
-    "measure",
-    "speed",
-    "train",
-    "data",
-}
+Measure = Literal["flops", "speed", "accuracy"]
+OptionAxes = dict[str, dict[str, list[Any]]]  # {backbone|strategy name: {option: [values]}}
 
 
 class GridError(ValueError):
-    """A malformed grid file (one-line message)."""
+    """A malformed grid (file, ``--set`` or results folder): one-line message."""
 
 
-@dataclass(frozen=True)
-class Grid:
-    """A parsed grid file."""
+def _as_list(v: Any) -> Any:
+    return v if isinstance(v, list) else [v]
 
-    name: str
-    backbones: tuple[str, ...]
-    presets: tuple[str, ...]
-    pruners: tuple[str, ...]
-    recoverers: tuple[str | None, ...]
-    tokens: tuple[Any, ...]  # each: a number or a list (hierarchical schedule)
-    depths: tuple[Any, ...]
-    schedules: tuple[tuple[Any, Any], ...]  # explicit (tokens, depths) pairs; replace the product
-    seeds: tuple[int, ...]
-    measure: tuple[str, ...]
-    speed: Mapping[str, Any] = field(default_factory=dict)
-    train: Mapping[str, Any] = field(default_factory=dict)
-    data: Mapping[str, Any] = field(default_factory=dict)
+
+class ScheduleSpec(BaseModel):
+    """An explicit (tokens, depths) pair: HoT's one-shot form or H2OT's hierarchical lists."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tokens: Number | list[Number]
+    depths: int | list[int]
+
+
+def _default(*values: Any) -> Any:
+    return lambda: list(values)
+
+
+class Grid(_Config):
+    """A whole grid, validated: the axes, the measures and the shared sections."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
     description: str = ""
+    backbones: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    presets: list[str] = Field(default_factory=lambda: ["tiny"], min_length=1)
+    pruners: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    recoverers: list[str | None] = Field(default_factory=_default(None), min_length=1)
+    tokens: list[Number | list[Number]] = Field(default_factory=_default(0.33), min_length=1)
+    depths: list[int | list[int]] = Field(default_factory=_default(1), min_length=1)
+    schedules: list[ScheduleSpec] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    modes: list[Mode] | None = None  # training modes axis; None: train.mode
+    backbone_options: OptionAxes = Field(default_factory=dict)
+    pruner_options: OptionAxes = Field(default_factory=dict)
+    recoverer_options: OptionAxes = Field(default_factory=dict)
+    measure: list[Measure] = Field(default_factory=_default("flops"), min_length=1)
+    speed: SpeedConfig = Field(default_factory=SpeedConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)  # its seed comes from ``seeds``
+    data: DataConfig = Field(default_factory=DataConfig)
+
+    _lists = field_validator(
+        "backbones", "presets", "pruners", "recoverers", "tokens", "depths", "seeds", "measure", mode="before"
+    )(_as_list)
+
+    @field_validator("recoverers")
+    @classmethod
+    def _default_recoverer(cls, v: list[str | None]) -> list[str | None]:
+        return [None if r in (None, "default") else r for r in v]
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if any(s < 0 for s in v):
+            raise ValueError("seeds must be >= 0")
+        return v
+
+    @field_validator("backbone_options", "pruner_options", "recoverer_options", mode="before")
+    @classmethod
+    def _option_axes(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {
+                n: {k: _as_list(x) for k, x in (o or {}).items()} if isinstance(o, Mapping) else o for n, o in v.items()
+            }
+        return v
+
+    def resolved(self) -> dict[str, Any]:
+        """The grid as plain data (written beside the results)."""
+        return self.model_dump(mode="json")
 
 
-def _list(d: Mapping[str, Any], key: str, default: list[Any]) -> tuple[Any, ...]:
-    v = d.get(key, default)
-    if v is None:
-        return tuple(default)
-    if not isinstance(v, list):
-        v = [v]
-    if not v:
-        raise GridError(f"'{key}' is an empty list")
-    return tuple(v)
+# ---- reading -----------------------------------------------------------------------------------
+def packaged_grids() -> dict[str, Path]:
+    """Grid files shipped with the package: ``configs/`` of a checkout, else ``<prefix>/share/hourglassbench/grids``."""
+    import sys
+    import sysconfig
+
+    checkout = Path(__file__).resolve().parents[2] / "configs"
+    candidates = [checkout, Path(sysconfig.get_path("data")) / "share" / "hourglassbench" / "grids"]
+    candidates.append(Path(sys.prefix) / "share" / "hourglassbench" / "grids")
+    for root in candidates:
+        if root.is_dir() and any(root.glob("*.y*ml")):
+            return {p.stem: p for p in sorted(root.glob("*.y*ml"))}
+    return {}
 
 
-def load_grid(path: str | os.PathLike[str]) -> Grid:
-    """Parse and validate a grid YAML file; every problem is a one-line :class:`GridError`."""
-    p = Path(path)
-    if not p.is_file():
-        raise GridError(f"grid file '{p}' does not exist")
+def grid_source(name: str) -> Path:
+    """A packaged grid's name (``quick``) or a path to a grid file."""
+    packaged = packaged_grids()
+    if name in packaged:
+        return packaged[name]
     try:
-        d = yaml.safe_load(p.read_text())
+        p = Path(name)
+        if p.is_file():
+            return p
+        exists = p.exists()
+    except (OSError, ValueError) as e:
+        raise GridError(
+            f"grid '{name[:80]}': cannot read it ({type(e).__name__}: {e.strerror if isinstance(e, OSError) else e})"
+        ) from None
+    if exists:
+        raise GridError(f"grid '{name}' is not a file")
+    raise GridError(f"no grid '{name}' (a path, or one of: {', '.join(packaged)})")
+
+
+def read_grid_text(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The YAML mapping of a grid file; unreadable, binary or non-UTF-8 files are one-line errors."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise GridError(f"grid file '{p}' does not exist") from None
+    except OSError as e:
+        raise GridError(f"grid file '{str(p)[:80]}': cannot read it ({e.strerror or type(e).__name__})") from None
+    if b"\x00" in raw:
+        raise GridError(f"{p}: a binary file, not a YAML grid")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise GridError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    try:
+        d = yaml.safe_load(text)
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0] if str(e) else "invalid YAML"
         raise GridError(f"{p}: not valid YAML ({first})") from None
+    if d is None:
+        d = {}
     if not isinstance(d, dict):
         raise GridError(f"{p}: a grid file is a mapping of axis names to lists")
-    unknown = sorted(set(d) - GRID_KEYS)
-    if unknown:
-        raise GridError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(GRID_KEYS))})")
-    from backbones import get_backbone_spec, list_backbones
+    return d
 
-    patterns = _list(d, "backbones", ["*"])
-    names = list_backbones(list(map(str, patterns)))
-    if not names:
-        raise GridError(f"{p}: backbones {list(patterns)} match nothing (known: {', '.join(list_backbones())})")
-    presets = tuple(map(str, _list(d, "presets", ["tiny"])))
-    for n in names:
-        for pr in presets:
-            get_backbone_spec(n).preset(pr)
-    measure = tuple(map(str, _list(d, "measure", ["flops"])))
-    bad = sorted(set(measure) - set(MEASURES))
-    if bad:
-        raise GridError(f"{p}: unknown measure {', '.join(bad)} (known: {', '.join(MEASURES)})")
-    recoverers = tuple(None if r in (None, "default") else str(r) for r in _list(d, "recoverers", ["default"]))
+
+def apply_sets(d: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """Merge ``KEY=VALUE`` overrides (dotted keys, YAML values) into a copy of ``d``."""
+    out: dict[str, Any] = _deepcopy(d)
+    for item in sets:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise GridError(f"--set {item}: expected KEY=VALUE with a dotted key (e.g. train.steps=500)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise GridError(f"--set {key}: value '{text}' is not valid YAML") from None
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise GridError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _deepcopy(d: Any) -> Any:
+    if isinstance(d, Mapping):
+        return {k: _deepcopy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deepcopy(v) for v in d]
+    return d
+
+
+def parse_grid(d: Mapping[str, Any], where: str, default_name: str = "grid") -> Grid:
+    """Validate a grid mapping: types, ranges and names (backbones, presets, pruners, recoverers)."""
+    data = dict(d)
+    data.setdefault("name", default_name)
+    data["name"] = str(data["name"]) if isinstance(data["name"], int | float) else data["name"]
+    try:
+        grid = validate(Grid, data)
+    except ConfigError as e:
+        raise GridError(f"{where}: {e}") from None
+    return _check_names(grid, where)
+
+
+def _check_names(grid: Grid, where: str) -> Grid:
+    from backbones import get_backbone_spec, list_backbones
     from strategies import list_pruners, list_recoverers
 
-    pruners = tuple(map(str, _list(d, "pruners", ["none"])))
-    for pr in pruners:
+    names = list_backbones(list(grid.backbones))
+    if not names:
+        raise GridError(
+            f"{where}: backbones {list(grid.backbones)} match nothing (known: {', '.join(list_backbones())})"
+        )
+    for n in names:
+        for pr in grid.presets:
+            try:
+                get_backbone_spec(n).preset(pr)
+            except Exception as e:
+                raise GridError(f"{where}: presets: {' '.join(str(e).split())}") from None
+    for pr in grid.pruners:
         if pr not in list_pruners():
-            raise GridError(f"{p}: unknown pruner '{pr}' (known: {', '.join(list_pruners())})")
-    for r in recoverers:
+            raise GridError(f"{where}: pruners: unknown pruner '{pr}' (known: {', '.join(list_pruners())})")
+    for r in grid.recoverers:
         if r is not None and r not in list_recoverers():
-            raise GridError(f"{p}: unknown recoverer '{r}' (known: {', '.join(list_recoverers())})")
-    from bench.config import DataConfig, TrainConfig
+            raise GridError(f"{where}: recoverers: unknown recoverer '{r}' (known: {', '.join(list_recoverers())})")
+    for key, known in (
+        ("backbone_options", names),
+        ("pruner_options", list(grid.pruners)),
+        ("recoverer_options", [r for r in grid.recoverers if r] + ["attention", "none"]),
+    ):
+        for n in getattr(grid, key):
+            if n not in known:
+                raise GridError(f"{where}: {key}.{n}: not one of this grid's {key.split('_')[0]}s ({', '.join(known)})")
+    if grid.data.source == "h36m" and "accuracy" in grid.measure and not grid.data.data_root:
+        raise GridError(f"{where}: data.data_root: needed for data.source=h36m (the folder with the npz files)")
+    return grid.model_copy(update={"backbones": names})
 
-    allowed = {
-        "speed": {"batch", "warmup", "iters", "threads", "device"},
-        "train": set(TrainConfig.model_fields) - {"seed", "mode"},
-        "data": set(DataConfig.model_fields),
-    }
-    for key, fields in allowed.items():
-        section = d.get(key) or {}
-        if not isinstance(section, dict):
-            raise GridError(f"{p}: '{key}' must be a mapping")
-        bad_opts = sorted(set(section) - fields)
-        if bad_opts:
-            raise GridError(f"{p}: unknown {key} option(s) {', '.join(bad_opts)} (known: {', '.join(sorted(fields))})")
-    schedules = []
-    for s in d.get("schedules") or []:
-        if not isinstance(s, dict) or set(s) != {"tokens", "depths"}:
-            raise GridError(f"{p}: each schedule is a mapping with 'tokens' and 'depths'")
-        schedules.append((s["tokens"], s["depths"]))
-    seeds = _list(d, "seeds", [0])
-    if not all(isinstance(s, int) for s in seeds):
-        raise GridError(f"{p}: seeds must be integers")
-    return Grid(
-        name=str(d.get("name", p.stem)),
-        description=str(d.get("description", "")),
-        backbones=tuple(names),
-        presets=presets,
-        pruners=pruners,
-        recoverers=recoverers,
-        tokens=_list(d, "tokens", [0.33]),
-        depths=_list(d, "depths", [1]),
-        schedules=tuple(schedules),
-        seeds=tuple(int(s) for s in seeds),
-        measure=measure,
-        speed=dict(d.get("speed") or {}),
-        train=dict(d.get("train") or {}),
-        data=dict(d.get("data") or {}),
-    )
+
+def load_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> Grid:
+    """Parse and validate a grid file plus ``--set`` overrides; every problem is a one-line :class:`GridError`."""
+    p = Path(path)
+    d = read_grid_text(p)
+    merged = apply_sets(d, sets)
+    return parse_grid(merged, str(p) if not sets else f"{p} (with --set)", default_name=p.stem)

@@ -1,48 +1,258 @@
-"""The result store: an append-only CSV of rows keyed by ``cell_id``."""
+"""The result store: one folder per grid, one append-only JSON-lines file per measure, merged by cell id.
+
+Layout of ``<out>/<grid name>/``::
+
+    grid.yaml                    the resolved grid (every default filled in, --set applied)
+    env-<tag>.json               the environment of each run (versions, CPU/GPU, threads, git commit)
+    <measure>-<tag>.jsonl        one record per (cell, measure); <tag> names the environment (as timm's
+                                 result files do, e.g. ``pt2.13.0-cpu-x86_64``)
+    .lock                        held (``fcntl.flock``) by the run that writes here
+
+Appending a record is one ``os.write`` of one line plus ``fsync``: O(1), and a kill leaves at most a
+partial last line, which the next open cuts off (that cell runs again; nothing else is lost). Any
+other damage (bytes that are not records, a record without ``cell_id``, a directory where a file
+belongs, a folder that cannot be written) is a one-line :class:`GridError` when the store opens,
+before any cell runs. FLOPs and accuracy do not depend on the machine, so their records count as done
+whatever the tag; speed is done only for this environment's tag.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from collections.abc import Mapping
+import platform
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.grid.spec import MEASURES, GridError
+
+ENV_DEPENDENT = ("speed",)
+LIST_COLUMNS = ("tokens", "depths", "tokens_per_block")
+COMMON = ("cell_id", "backbone", "preset", "pruner", "recoverer", "tokens", "depths", "seed", "label")
+
+
+def env_tag(device: str = "cpu") -> str:
+    """A short environment tag for file names: torch version, accelerator, machine (``pt2.13.0-cpu-x86_64``)."""
+    import torch
+
+    ver = torch.__version__.split("+")[0]
+    if device.startswith("cuda") and torch.cuda.is_available():
+        acc = "cu" + (torch.version.cuda or "").replace(".", "")
+        name = torch.cuda.get_device_name().lower().split()[-1]
+        return f"pt{ver}-{acc}-{name}"
+    return f"pt{ver}-cpu-{platform.machine() or 'unknown'}"
+
+
+def _dump(record: Mapping[str, Any]) -> bytes:
+    ordered = {"cell_id": record["cell_id"], **{k: v for k, v in record.items() if k != "cell_id"}}
+    return (json.dumps(ordered, default=str, allow_nan=True) + "\n").encode()
+
+
+def _records(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Records of ``path`` and the byte length of its complete part (a partial last line is left out)."""
+    raw = path.read_bytes()
+    end = raw.rfind(b"\n") + 1
+    tail = raw[end:]
+    if tail and not tail.startswith(b'{"cell_id"'):
+        raise GridError(f"{path}: damaged results file (its last line is not a results record); move it away")
+    out: list[dict[str, Any]] = []
+    for n, line in enumerate(raw[:end].splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise GridError(f"{path}: damaged results file (line {n} is not a JSON record); move it away") from None
+        if not isinstance(rec, dict) or "cell_id" not in rec:
+            raise GridError(f"{path}: damaged results file (line {n} has no cell_id); move it away")
+        out.append(rec)
+    return out, end
+
+
+def _measure_files(folder: Path, measure: str) -> list[Path]:
+    return sorted(folder.glob(f"{measure}-*.jsonl"))
+
 
 class ResultStore:
-    """An append-only CSV of result rows, one per cell, keyed by ``cell_id``."""
+    """The results folder of one grid: locked while open, one record per (cell, measure), appended in O(1).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    Use as a context manager (``with ResultStore(dir) as store:``); opening checks every file, cuts a
+    partial last line, and takes the folder's lock (a second run on the same folder is refused).
+    """
 
-    def done_ids(self) -> set[str]:
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            return set()
-        df = pd.read_csv(self.path, usecols=["cell_id"], dtype=str)
-        return set(df["cell_id"])
+    def __init__(self, folder: str | os.PathLike[str], tag: str | None = None, fsync: bool = True) -> None:
+        self.folder = Path(folder)
+        self.tag = tag or env_tag()
+        self.fsync = fsync
+        self._lock_fd: int | None = None
+        self._fds: dict[str, int] = {}
+        self._done: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in MEASURES}  # measure -> key -> record
+        self._by_cell: dict[str, set[str]] = {m: set() for m in MEASURES}
 
-    def append(self, row: Mapping[str, Any]) -> None:
-        """Append one row and flush it to disk before returning (columns may grow between rows)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = pd.DataFrame([dict(row)])
-        if self.path.is_file() and self.path.stat().st_size > 0:
-            old = pd.read_csv(self.path, dtype={"cell_id": str})
-            if set(new.columns) - set(old.columns):
-                merged = pd.concat([old, new], ignore_index=True)
-                tmp = self.path.with_name(self.path.name + ".tmp")
-                merged.to_csv(tmp, index=False)
-                os.replace(tmp, self.path)
-                return
-            new = new.reindex(columns=old.columns)
-            with self.path.open("a", newline="") as f:
-                new.to_csv(f, header=False, index=False)
-                f.flush()
-                os.fsync(f.fileno())
-            return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        new.to_csv(tmp, index=False)
-        os.replace(tmp, self.path)
+    # ---- opening ---------------------------------------------------------------------------------
+    def open(self) -> ResultStore:
+        f = self.folder
+        try:
+            if f.exists() and not f.is_dir():
+                raise GridError(f"results folder '{f}' is a file, not a folder")
+            f.mkdir(parents=True, exist_ok=True)
+            fd = os.open(f / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            raise GridError(f"results folder '{f}' cannot be written (permission denied)") from None
+        except OSError as e:
+            raise GridError(f"results folder '{str(f)[:80]}': {e.strerror or type(e).__name__}") from None
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise GridError(
+                f"results folder '{f}' is in use by another run (wait for it or use another --out)"
+            ) from None
+        self._lock_fd = fd
+        try:
+            if not os.access(f, os.W_OK):
+                raise GridError(f"results folder '{f}' cannot be written (permission denied)")
+            for m in MEASURES:
+                for path in _measure_files(f, m):
+                    if path.is_dir():
+                        raise GridError(f"results file '{path}' is a directory")
+                    try:
+                        recs, good = _records(path)
+                    except OSError as e:
+                        raise GridError(f"results file '{path}' cannot be read ({e.strerror})") from None
+                    if good < path.stat().st_size:  # a partial last line: the cell runs again
+                        with path.open("r+b") as fh:
+                            fh.truncate(good)
+                    same_env = path.name == f"{m}-{self.tag}.jsonl"
+                    for r in recs:
+                        if m in ENV_DEPENDENT and not same_env:
+                            continue
+                        self._remember(m, r)
+                target = f / f"{m}-{self.tag}.jsonl"
+                if target.is_dir():
+                    raise GridError(f"results file '{target}' is a directory")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _remember(self, measure: str, r: Mapping[str, Any]) -> None:
+        self._done[measure][str(r.get("key", r["cell_id"]))] = dict(r)
+        self._by_cell[measure].add(str(r["cell_id"]))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> ResultStore:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- queries ---------------------------------------------------------------------------------
+    def record(self, measure: str, key: str) -> dict[str, Any] | None:
+        """The last record stored for ``key`` (error records included)."""
+        return self._done[measure].get(key)
+
+    def has_cell(self, measure: str, cell_id: str) -> bool:
+        return cell_id in self._by_cell[measure]
+
+    # ---- writing ---------------------------------------------------------------------------------
+    def append(self, measure: str, record: Mapping[str, Any]) -> None:
+        """Append one record: one write of one line, then fsync (O(1): nothing is re-read)."""
+        if self._lock_fd is None:
+            raise GridError("the result store is not open")
+        fd = self._fds.get(measure)
+        if fd is None:
+            path = self.folder / f"{measure}-{self.tag}.jsonl"
+            fd = self._fds[measure] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, _dump(record))
+        if self.fsync:
+            os.fsync(fd)
+        self._remember(measure, record)
+
+    def write_side(self, name: str, text: str) -> Path:
+        """Write a side file (resolved grid, environment) atomically."""
+        path = self.folder / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return path
 
     def read(self) -> pd.DataFrame:
-        return pd.read_csv(self.path, dtype={"cell_id": str}) if self.path.is_file() else pd.DataFrame()
+        return load_rows(self.folder)
+
+
+# ---- reading a results folder ---------------------------------------------------------------------
+def _parse_list(v: Any) -> Any:
+    if isinstance(v, str) and v.startswith("["):
+        with contextlib.suppress(ValueError):
+            return json.loads(v)
+    return v
+
+
+def _records_of(folder: Path, measure: str) -> Iterator[dict[str, Any]]:
+    for path in _measure_files(folder, measure):
+        if path.is_file():
+            recs, _ = _records(path)
+            yield from recs
+
+
+def load_rows(folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES) -> pd.DataFrame:
+    """All rows of a results folder, one per cell: each measure's last record, merged by ``cell_id``.
+
+    Columns of one measure keep their names; ``error`` joins the measures' errors
+    (``"speed: ..."``), ``<measure>_seconds`` says what each took. List columns (tokens, depths,
+    tokens_per_block) are lists; numbers are numbers; ``finished`` is a UTC timestamp.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GridError(f"no results folder '{folder}'")
+    merged: pd.DataFrame | None = None
+    for m in measures:
+        last: dict[str, dict[str, Any]] = {}
+        for r in _records_of(folder, m):
+            last[str(r["cell_id"])] = r
+        if not last:
+            continue
+        df = pd.DataFrame(list(last.values()))
+        df = df.drop(columns=[c for c in ("key", "measure", "torch") if c in df])
+        df = df.rename(columns={"cell_seconds": f"{m}_seconds", "error": f"{m}_error", "finished": f"{m}_finished"})
+        if merged is None:
+            merged = df
+        else:
+            common = [c for c in COMMON if c in merged and c in df]
+            extra = [c for c in df.columns if c not in merged.columns or c in common]
+            merged = merged.merge(df[extra], on=common, how="outer")
+    if merged is None:
+        return pd.DataFrame(columns=[*COMMON, "error"])
+    errs = [c for c in merged.columns if c.endswith("_error")]
+    merged["error"] = [
+        "; ".join(f"{c[:-6]}: {row[c]}" for c in errs if isinstance(row[c], str) and row[c])
+        for _, row in merged.iterrows()
+    ]
+    for c in merged.columns:
+        if c in LIST_COLUMNS:
+            merged[c] = merged[c].map(_parse_list)
+        elif c.endswith("_finished"):
+            merged[c] = pd.to_datetime(merged[c], utc=True, errors="coerce")
+        elif merged[c].dtype == object and c not in COMMON and not c.endswith("error"):
+            conv = pd.to_numeric(merged[c], errors="coerce")
+            if conv.notna().sum() == merged[c].notna().sum():
+                merged[c] = conv
+    merged["seed"] = pd.to_numeric(merged["seed"], errors="coerce").astype("Int64") if "seed" in merged else None
+    return merged.reset_index(drop=True)
+
+
+__all__ = ["ENV_DEPENDENT", "ResultStore", "env_tag", "load_rows"]

@@ -1,0 +1,142 @@
+"""Cost of a planned grid per measure, without running it: FLOPs from the meta count, time from a calibration.
+
+Assumptions (printed with every estimate):
+
+- a cell's GFLOPs = its backbone configuration's canonical count on ``meta`` x the fraction of
+  frame tokens its schedule keeps across the blocks (block cost taken as linear in tokens);
+- a CPU runs a model at the GFLOP/s of a 512 x 512 fp32 matmul timed here (the calibration);
+  a GPU at ``GPU_GFLOPS`` effective, with at least ``GPU_CALL_MS`` per call (launch overhead);
+- FLOPs: one meta count per cell, as long as the calibration count of its backbone took;
+- speed: (warm-up + iterations) calls, x2 with flip;
+- accuracy: training = steps x batch x 3 forward-equivalents (forward + backward), evaluation = the
+  test set once with flip (Human3.6M: 543,344 test frames; synthetic: 10% of the training cost);
+  a ``minutes`` budget without steps counts as that many minutes; baselines a fine-tune needs
+  count as one training of the same budget per (backbone, preset, seed).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import ModelConfig, stable_id
+from bench.grid.runner import Plan
+
+GPU_GFLOPS = 20_000.0
+GPU_CALL_MS = 2.0
+H36M_TEST_FRAMES = 543_344
+
+
+def calibrate_cpu(seconds: float = 0.3, threads: int | None = None) -> float:
+    """GFLOP/s of a 512 x 512 fp32 matmul on this CPU (a short calibration)."""
+    import torch
+
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        a = torch.randn(512, 512)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ a
+            n += 1
+        return 2 * 512**3 * n / (time.perf_counter() - t0) / 1e9
+    finally:
+        torch.set_num_threads(old)
+
+
+@dataclass
+class Estimate:
+    cells: int
+    gflops: dict[str, float]  # cell_id -> estimated GFLOPs per clip
+    hours: dict[str, dict[str, float]] = field(default_factory=dict)  # measure -> {"cpu": h, "gpu": h}
+    cpu_gflops_per_s: float = 0.0
+    count_seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
+    """Per-measure CPU-hours and GPU-hours of ``plan`` (see the module docstring for the assumptions)."""
+    from bench.measure.flops.core import count_canonical
+
+    g = plan.grid
+    measures = measures or list(g.measure)
+    rate = calibrate_cpu()
+    base: dict[str, tuple[float, float, int, int]] = {}  # backbone config -> (gflops, count seconds, T, out frames)
+    gflops: dict[str, float] = {}
+    for c in plan.cells:
+        m = c["model"]
+        bkey = stable_id({"b": m["backbone"], "p": m["preset"], "o": m["overrides"]})
+        if bkey not in base:
+            cfg = ModelConfig.from_dict(m).baseline()
+            t0 = time.perf_counter()
+            gf, _, _ = count_canonical(cfg)
+            model = cfg.build("meta")
+            out_frames = model.frames if model.pipeline == "seq2seq" else 1
+            base[bkey] = (gf, time.perf_counter() - t0, model.frames, out_frames)
+        gflops[c["cell_id"]] = base[bkey][0] * plan.tokens_fraction.get(c["cell_id"], 1.0)
+    est = Estimate(len(plan.cells), gflops, cpu_gflops_per_s=rate)
+    est.count_seconds = {k: v[1] for k, v in base.items()}
+
+    def call_s(gf: float, dev: str) -> float:
+        return gf / rate if dev == "cpu" else max(gf / GPU_GFLOPS, GPU_CALL_MS / 1000)
+
+    hours: dict[str, dict[str, float]] = {m: {"cpu": 0.0, "gpu": 0.0} for m in measures}
+    tr = g.train
+    baselines: set[tuple[Any, ...]] = set()
+    for c in plan.cells:
+        m = c["model"]
+        bkey = stable_id({"b": m["backbone"], "p": m["preset"], "o": m["overrides"]})
+        gf = gflops[c["cell_id"]]
+        frames, out_frames = base[bkey][2], base[bkey][3]
+        for dev in ("cpu", "gpu"):
+            if "flops" in hours:
+                hours["flops"][dev] += base[bkey][1] / 3600  # a meta count: CPU work either way
+            if "speed" in hours:
+                calls = (g.speed.warmup + g.speed.iters) * g.speed.batch
+                hours["speed"][dev] += calls * call_s(gf, dev) / 3600
+            if "accuracy" in hours:
+                if tr.steps:
+                    train_s = tr.steps * tr.batch_size * 3 * call_s(gf, dev)
+                elif tr.minutes:
+                    train_s = tr.minutes * 60
+                else:
+                    train_s = float("nan")
+                if g.data.source == "h36m":
+                    clips = 2 * H36M_TEST_FRAMES / (out_frames if out_frames > 1 else tr.eval_stride)
+                    eval_s = clips * call_s(gf, dev) if dev == "cpu" else clips / 256 * call_s(gf * 256, dev)
+                else:
+                    eval_s = 0.1 * train_s
+                extra = 0.0
+                bl = (m["backbone"], m["preset"], c["seed"], stable_id(m["overrides"]))
+                if c["train"].get("mode") in ("finetune", "none") and bl not in baselines:
+                    baselines.add(bl)
+                    extra = tr.steps * tr.batch_size * 3 * call_s(base[bkey][0], dev) if tr.steps else train_s
+                hours["accuracy"][dev] += (train_s + eval_s + extra) / 3600
+        del frames
+    est.hours = hours
+    est.notes = [
+        f"CPU rate {rate:.1f} GFLOP/s (512x512 fp32 matmul, calibrated here); GPU {GPU_GFLOPS / 1000:.0f} TFLOP/s "
+        f"effective, >= {GPU_CALL_MS:g} ms per call",
+        "cell GFLOPs = meta count of its backbone configuration x kept-token fraction over the blocks",
+        f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) calls of batch {g.speed.batch} per cell",
+        f"accuracy: train {tr.budget_text()} x batch {tr.batch_size} x 3 (fwd+bwd); eval "
+        + ("543,344 H36M test frames with flip" if g.data.source == "h36m" else "10% of training (synthetic)")
+        + f"; {len(baselines)} shared baseline trainings counted",
+        "flops: one meta count per cell (CPU work; the same on a GPU node)",
+    ]
+    return est
+
+
+def format_estimate(est: Estimate) -> str:
+    lines = [f"estimated cost of {est.cells} cells:"]
+    for m, h in est.hours.items():
+        lines.append(f"  {m:<9} {h['cpu']:12.2f} CPU-hours   {h['gpu']:10.2f} GPU-hours")
+    lines.append("assumptions:")
+    lines += [f"  - {n}" for n in est.notes]
+    return "\n".join(lines)
+
+
+def summary(est: Estimate) -> dict[str, Any]:
+    return {"cells": est.cells, "hours": est.hours, "assumptions": est.notes}

@@ -1,0 +1,265 @@
+"""The results store and the grid runner under kills, damage, concurrency and crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.grid import GridError, ResultStore, load_grid, plan_grid, run_grid
+from bench.grid.store import load_rows
+
+ROOT = Path(__file__).resolve().parents[3]
+GRID = """name: t
+backbones: [mixste]
+presets: [tiny]
+pruners: [none, cluster, uniform]
+tokens: [9, 3]
+depths: [1]
+measure: [flops]
+"""
+
+
+def _cli(*args, cwd=None, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_bench.py"), *args], capture_output=True, text=True, cwd=cwd, env=env, **kw
+    )
+
+
+@pytest.fixture
+def grid_file(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text(GRID)
+    return p
+
+
+def test_append_is_linear(tmp_path):
+    def timed(n):
+        with ResultStore(tmp_path / f"s{n}", tag="x", fsync=False) as s:
+            t0 = time.perf_counter()
+            for i in range(n):
+                s.append("flops", {"cell_id": f"c{i}", "gflops": 1.0, "tokens": "[1]"})
+            return time.perf_counter() - t0
+
+    small, big = timed(1_000), timed(10_000)
+    assert big / small < 25, (small, big)  # O(n) in total; the old store was O(n^2) (ratio ~100)
+    assert len(load_rows(tmp_path / "s10000")) == 10_000
+
+
+def test_truncated_last_row_reruns_only_that_cell(grid_file, tmp_path):
+    out = tmp_path / "r"
+    df = run_grid(load_grid(grid_file), out)
+    assert len(df) == 5
+    f = next(out.glob("flops-*.jsonl"))
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) - 40])  # a kill in the middle of the last row
+    ran = []
+
+    def counting(cells):
+        from bench.grid import local_executor
+
+        ran.extend(c["cell_id"] for c in cells)
+        return local_executor(cells)
+
+    df2 = run_grid(load_grid(grid_file), out, counting)
+    assert len(ran) == 1 and len(df2) == 5 and df2["cell_id"].is_unique
+    assert set(df2["cell_id"]) == set(df["cell_id"])
+
+
+@pytest.mark.parametrize("damage", ["garbage", "no_cell_id", "directory", "bad_middle", "folder_is_file", "readonly"])
+def test_damaged_store_is_one_error_before_any_cell(grid_file, tmp_path, damage):
+    out = tmp_path / "t"
+    out.mkdir()
+    target = out / "flops-pt-any.jsonl"
+    if damage == "garbage":
+        target.write_bytes(os.urandom(300).replace(b"\n", b"x"))
+    elif damage == "no_cell_id":
+        target.write_text('{"gflops": 1}\n')
+    elif damage == "directory":
+        target.mkdir()
+    elif damage == "bad_middle":
+        target.write_text('{"cell_id": "a"}\n\x01\x02garbage\n{"cell_id": "b"}\n')
+    elif damage == "folder_is_file":
+        out.rmdir()
+        out.write_text("x")
+    elif damage == "readonly":
+        if os.geteuid() == 0:
+            pytest.skip("root ignores permissions")
+        out.chmod(0o500)
+    r = _cli("run", str(grid_file), "--out", str(tmp_path), timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "[1/" not in r.stdout  # no cell ran
+
+
+def test_second_concurrent_run_is_refused(grid_file, tmp_path):
+    with ResultStore(tmp_path / "t"):
+        r = _cli("run", str(grid_file), "--out", str(tmp_path), timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "in use by another run" in r.stderr
+
+
+def test_lock_is_released_and_rows_are_read_back(grid_file, tmp_path):
+    run_grid(load_grid(grid_file), tmp_path / "a", limit=2)
+    with ResultStore(tmp_path / "a") as s:  # the lock was released
+        assert s.tag
+    df = load_rows(tmp_path / "a")
+    assert len(df) == 2 and df["tokens"].map(type).eq(list).all() and df["gflops"].dtype == float
+
+
+def test_abort_in_a_worker_becomes_an_error_row(monkeypatch):
+    sys.path.insert(0, str(Path(__file__).parent))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import faulty
+
+    from bench.grid.executors import process_executor
+
+    cells = [
+        {"cell_id": c, "measure": ["flops"], "seed": 0, "model": {"backbone": "mixste", "preset": "tiny"}}
+        for c in ("a", "boom", "b", "c")
+    ]
+    rows = list(process_executor(2, task=faulty.abort_or_row)(cells))
+    by = {r["cell_id"]: r for r in rows}
+    assert sorted(by) == ["a", "b", "boom", "c"] and len(rows) == 4
+    assert "WorkerDied" in by["boom"]["error"] and "SIGABRT" in by["boom"]["error"]
+    assert all(by[c]["error"] == "" for c in "abc")
+
+
+@pytest.mark.slow
+def test_no_orphan_workers_after_kill_9(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import faulty\n"
+        "from bench.grid.executors import process_executor\n"
+        "cells = [{'cell_id': str(i), 'measure': ['flops']} for i in range(2)]\n"
+        "list(process_executor(2, task=faulty.sleep_forever)(cells))\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "FAULTY_PIDS": str(pids)})
+    deadline = time.time() + 120
+    while len(list(pids.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    workers = [int(f.name) for f in pids.iterdir()]
+    assert len(workers) == 2
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    time.sleep(2)
+    alive = [
+        w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]
+    ]
+    assert alive == []
+
+
+@pytest.mark.slow
+def test_sigkill_mid_grid_and_resume_has_every_cell_once(grid_file, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "run_bench.py"), "run", str(grid_file), "--out", str(tmp_path)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    assert p.stdout is not None
+    for line in p.stdout:
+        if line.startswith("[2/"):
+            break
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert 2 <= len(load_rows(tmp_path / "t")) < 5
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    df = load_rows(tmp_path / "t")
+    assert len(df) == 5 and df["cell_id"].is_unique
+    recs = [line for f in (tmp_path / "t").glob("flops-*.jsonl") for line in f.read_text().splitlines()]
+    assert len(recs) == 5  # each cell measured exactly once
+
+
+@pytest.mark.parametrize(
+    ("sets", "key"),
+    [
+        (["speed.iterz=3"], "speed.iterz"),
+        (["bogus=1"], "bogus"),
+        (["train.steps=abc"], "train.steps"),
+        (["train.steps=-5"], "train.steps"),
+        (["speed.batch=0"], "speed.batch"),
+        (["data.source=mocap"], "data.source"),
+        (["tokens=[999]"], "tokens"),
+        (["tokens=[[9, 27]]", "depths=[[1, 2]]"], "tokens"),
+        (["name=../../x"], "name"),
+        (["name.x=1"], "name"),
+        (["pruner_options.cluster.kk=3"], "pruner_options.cluster.kk"),
+        (["backbones=[nothing]"], "backbones"),
+        (["seeds=[-1]"], "seeds"),
+        (["measure=[vibes]"], "measure"),
+        (["noequals"], "noequals"),
+    ],
+)
+def test_bad_set_is_one_error_naming_the_key(grid_file, tmp_path, sets, key):
+    from bench.cli import main
+
+    argv = ["run", str(grid_file), "--out", str(tmp_path), "--dry-run"]
+    for s in sets:
+        argv += ["--set", s]
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    assert code == 2
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and key in lines[0], lines
+    assert not (tmp_path / "t").exists()
+
+
+def test_set_reaches_every_axis_and_the_cell_id(grid_file):
+    g = load_grid(
+        grid_file,
+        ["pruners=[cluster]", "pruner_options.cluster.k=[1, 3]", "backbone_options.mixste.depth=[2]", "tokens=[9]"],
+    )
+    plan = plan_grid(g)
+    labels = sorted(c["model"]["pruner_options"]["k"] for c in plan.cells)
+    assert labels == [1, 3] and len({c["cell_id"] for c in plan.cells}) == 2
+    assert all(c["model"]["overrides"] == {"depth": 2} for c in plan.cells)
+
+
+def test_impossible_combinations_are_skipped_not_errors(tmp_path):
+    p = tmp_path / "g.yaml"
+    p.write_text(
+        "name: s\nbackbones: [mixste, mhformer]\npresets: [tiny]\npruners: [cluster]\ntokens: [9]\ndepths: [1, 3]\n"
+    )
+    plan = plan_grid(load_grid(p))
+    assert [s[0] for s in plan.skipped] == ["mhformer/tiny cluster(9@3)+none"]
+    assert "pruning depths" in plan.skipped[0][1] and len(plan.cells) == 3
+
+
+def test_adding_a_measure_runs_only_that_measure(grid_file, tmp_path):
+    run_grid(load_grid(grid_file), tmp_path / "t")
+    ran = []
+
+    def counting(cells):
+        from bench.grid import local_executor
+
+        ran.extend(c["measure"][0] for c in cells)
+        return local_executor(cells)
+
+    df = run_grid(
+        load_grid(grid_file, ["measure=[flops, speed]", "speed.iters=1", "speed.warmup=0"]), tmp_path / "t", counting
+    )
+    assert ran == ["speed"] * 5 and df["fps"].gt(0).all() and df["gflops"].gt(0).all()
+
+
+def test_grid_file_bytes_and_paths_are_one_line_errors(tmp_path):
+    from bench.grid import grid_source
+
+    b = tmp_path / "bin.yaml"
+    b.write_bytes(b"\x00\x01\xff\xfe")
+    u = tmp_path / "u.yaml"
+    u.write_bytes(b"name: \xff\xfe\n")
+    for p, msg in ((b, "binary"), (u, "UTF-8")):
+        with pytest.raises(GridError, match=msg):
+            load_grid(p)
+    with pytest.raises(GridError, match=r"cannot read|no grid"):
+        grid_source("x" * 5000)
