@@ -313,8 +313,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         bad = sorted(set(only) - set(MEASURES))
         if bad or not only:
             raise UserError(f"--only: unknown measure {', '.join(bad) or a.only!r} (known: {', '.join(MEASURES)})")
-    if a.limit is not None and a.limit < 0:
-        raise UserError(f"--limit must be >= 0, got {a.limit}")
+    if a.limit is not None and a.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {a.limit}")
     if a.workers < 1:
         raise UserError(f"--workers must be >= 1, got {a.workers}")
     grid = load_grid(grid_source(a.grid), a.set or ())

@@ -268,11 +268,11 @@ ROWS: list = [
         ["{t}/pwned_npz"],
     ),
     # ---- run (options and the grid file; the grid's content is validated by bench.grid) ------------
-    ("run-missing-grid", f"run {{t}}/no_such_grid.yaml --out {R}/r1.csv", "no grid file", [f"{R}/r1.csv"]),
-    ("run-workers-0", f"run quick --workers 0 --out {R}/r2.csv", "--workers", [f"{R}/r2.csv"]),
-    ("run-workers-str", f"run quick --workers many --out {R}/r3.csv", "--workers", [f"{R}/r3.csv"]),
-    ("run-limit-0", f"run quick --limit 0 --out {R}/r4.csv", "--limit", [f"{R}/r4.csv"]),
-    ("run-out-is-folder", "run quick --out {t}/empty", "--out", []),
+    ("run-missing-grid", f"run {{t}}/no_such_grid.yaml --out {R}/r1", "no grid", [f"{R}/r1"]),
+    ("run-workers-0", f"run quick --workers 0 --out {R}/r2", "--workers", [f"{R}/r2"]),
+    ("run-workers-str", f"run quick --workers many --out {R}/r3", "--workers", [f"{R}/r3"]),
+    ("run-limit-0", f"run quick --limit 0 --out {R}/r4", "--limit", [f"{R}/r4"]),
+    ("run-out-is-file", "run quick --out {t}/a_file.txt", "a_file.txt", []),
 ]
 
 
