@@ -34,5 +34,5 @@ def test_load_parses_lists_and_types(tmp_path):
 
 
 def test_missing_folder_is_a_user_error(tmp_path):
-    with pytest.raises(ResultsError, match=r"no results\.csv"):
+    with pytest.raises(ResultsError, match=r"no results folder"):
         load(tmp_path / "nothing")

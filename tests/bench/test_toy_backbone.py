@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from torch import Tensor, nn
@@ -20,6 +19,7 @@ from bench.cli import main
 from bench.config import ModelConfig
 from bench.data.synthetic import make_synthetic_h36m
 from bench.measure.flops import count_flops, linear_flops
+from bench.results import load
 
 
 class ToyBlock(nn.Module):
@@ -147,12 +147,12 @@ def test_toy_flops_speed_and_a_one_cell_grid(toy: str, tmp_path: Path, capsys: p
     # a one-cell FLOPs grid
     grid = tmp_path / "toy.yaml"
     grid.write_text(f"name: toy\nbackbones: [{toy}]\npresets: [tiny]\npruners: [none]\nmeasure: [flops]\n")
-    out = tmp_path / "grid" / "results.csv"
+    out = tmp_path / "grid"
     assert main(["run", str(grid), "--out", str(out)]) == 0
-    rows = pd.read_csv(out)
+    rows = load(out / "toy")
     assert len(rows) == 1
     row = rows.iloc[0]
-    assert row["backbone"] == toy and (pd.isna(row["error"]) or not row["error"])
+    assert row["backbone"] == toy and row["error"] == ""
     assert row["gflops"] == pytest.approx(flops["gflops"]) and row["params"] == flops["params"]
 
 
