@@ -444,7 +444,12 @@ def compare_speed(
 
 
 def time_round_robin(
-    cfgs: Sequence[ModelConfig], speed: SpeedConfig, *, flip: bool = False, clock: Clock | None = None
+    cfgs: Sequence[ModelConfig],
+    speed: SpeedConfig,
+    *,
+    flip: bool = False,
+    clock: Clock | None = None,
+    precisions: Sequence[str] | None = None,
 ) -> list[SpeedResult]:
     """The one timing loop: build every model once, warm all up, then ``speed.iters`` rounds.
 
@@ -452,17 +457,24 @@ def time_round_robin(
     calls every configuration once, starting at the ``r % n``-th (cfg0, cfg1, cfg2 | cfg1, cfg2,
     cfg0 | ...), so no model always follows the same one and sample ``r`` of every configuration
     comes from the same round. ``clock`` times a call (default :func:`default_clock`).
+    ``precisions`` (one per configuration) overrides ``speed.precision`` entry by entry, so the
+    same model can be timed in fp32 and bf16 in the same rounds.
     """
     dev = check_device(speed)
+    if precisions is None:
+        precisions = [speed.precision] * len(cfgs)
+    if len(precisions) != len(cfgs):
+        raise ValueError(f"{len(precisions)} precisions for {len(cfgs)} configurations")
+    entry_speeds = [speed if p == speed.precision else speed.replace(precision=p) for p in precisions]
     clock = clock or default_clock
     flops = [_flops_per_clip(c) for c in cfgs]  # counted on meta before the clock starts
     with num_threads(speed.threads) as used_threads, cudnn_autotune(dev):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         preps = []
-        for cfg, fl in zip(cfgs, flops):
-            res = _new_result(cfg, dev, used_threads, speed, flip)
-            preps.append(_prepare(cfg, dev, speed.batch, flip, res, fl, speed.precision))
+        for cfg, fl, sp in zip(cfgs, flops, entry_speeds):
+            res = _new_result(cfg, dev, used_threads, sp, flip)
+            preps.append(_prepare(cfg, dev, sp.batch, flip, res, fl, sp.precision))
         for _ in range(speed.warmup):
             for p in preps:
                 _run_timed(p, 1, timed=False, clock=clock)
@@ -471,8 +483,7 @@ def time_round_robin(
             for p in preps[k:] + preps[:k]:
                 _run_timed(p, 1, timed=True, clock=clock)
         env = environment(dev)
-        env["precision"] = speed.precision
-        return [_finish(p, env) for p in preps]
+        return [_finish(p, {**env, "precision": p.res.precision}) for p in preps]
 
 
 def measure_speed_group(

@@ -161,7 +161,7 @@ def test_compare_speed_interleaves_and_keeps_order() -> None:
     assert [r.label for r in res] == [TINY.label(), small.label()]
     assert all(r.ok and len(r.latency_ms) == 4 for r in res)
     assert res[0].gflops_per_call > res[1].gflops_per_call
-    assert res[0].env is res[1].env  # one environment snapshot for one interleaved run
+    assert res[0].env == res[1].env  # one environment snapshot for one interleaved run
 
 
 def test_cuda_request_without_gpu_is_clear() -> None:
@@ -298,3 +298,13 @@ def test_cuda_protocol_events_precision_and_environment() -> None:
             with autocast(precision, dev):
                 low = model(x)
             assert float((low.float() - ref).norm() / ref.norm()) < 0.03
+
+
+def test_round_robin_times_one_model_in_two_precisions() -> None:
+    a, b = S.time_round_robin([TINY, TINY], SpeedConfig(warmup=0, iters=2, threads=1), precisions=["fp32", "bf16"])
+    assert (a.precision, b.precision) == ("fp32", "bf16") and a.cell_id == b.cell_id
+    assert a.env["precision"] == "fp32" and b.env["precision"] == "bf16"
+    with pytest.raises(ConfigError, match=r"^speed\.precision: fp16"):
+        S.time_round_robin([TINY], SpeedConfig(iters=1), precisions=["fp16"])
+    with pytest.raises(ValueError, match="2 precisions for 1"):
+        S.time_round_robin([TINY], SpeedConfig(iters=1), precisions=["fp32", "bf16"])
