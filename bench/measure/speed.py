@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from bench.config import ConfigError, SpeedConfig, validate
 from bench.measure.env import environment
 from bench.measure.flops.counters import input_shape
-from bench.measure.precision import autocast
+from bench.measure.precision import DTYPES, autocast
 
 if TYPE_CHECKING:
     from bench.config import ModelConfig
@@ -164,9 +164,12 @@ def with_precision(step: Callable[[], Tensor], precision: str, device: torch.dev
     """``step`` run under the autocast of ``precision`` (fp32: ``step`` itself)."""
     if precision == "fp32":
         return step
+    with autocast(precision, device):  # checks precision x device once, outside the timed calls
+        pass
+    dtype = DTYPES[precision]
 
     def cast_step() -> Tensor:
-        with autocast(precision, device):
+        with torch.autocast(device_type=device.type, dtype=dtype):
             return step()
 
     return cast_step
