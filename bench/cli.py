@@ -160,22 +160,36 @@ def cmd_flops(a: argparse.Namespace) -> int:
 
 # ---- speed -----------------------------------------------------------------------------------
 def cmd_speed(a: argparse.Namespace) -> int:
+    from bench.config import SpeedConfig, validate
     from bench.measure.speed import measure_speed
 
     cfg = model_config_from_args(a)
-    r = measure_speed(
-        cfg, batch=a.batch, warmup=a.warmup, iters=a.iters, threads=a.threads, device=a.device, flip=a.flip
-    ).to_dict()
+    sc = validate(
+        SpeedConfig,
+        {
+            "batch": a.batch,
+            "warmup": a.warmup,
+            "iters": a.iters,
+            "threads": a.threads,
+            "device": a.device,
+            "precision": a.precision,
+        },
+        "speed",
+    )
+    r = measure_speed(cfg, **sc.model_dump(), flip=a.flip).to_dict()
 
     def text(d: dict[str, Any]) -> str:
         return (
             f"{cfg.label()}: {d['latency_ms_median']:.2f} ms median (IQR {d['latency_ms_iqr']:.2f} ms, "
             f"{100 * d['iqr_over_median']:.1f}%), {d['fps']:.1f} output frames/s, batch {d['batch']}, "
-            f"{d['threads']} threads on {d['device']}"
+            f"{d['precision']}, {d['threads']} threads on {d['device']} ({d['device_name']})"
         )
 
     _print(r, a.format, text)
     return 0
+
+
+PRECISION_HELP = "fp32 (default), bf16 (torch.autocast; CPU and CUDA) or fp16 (autocast; CUDA only)"
 
 
 # ---- train / evaluate ------------------------------------------------------------------------
@@ -194,7 +208,7 @@ DATA_FLAGS = {"source": "--data", "data_root": "--data-root", "keypoints": "--ke
 DATA_FLAGS |= {"noise": "--noise"}
 TRAIN_FLAGS = {k: f"--{k.replace('_', '-')}" for k in ("mode", "steps", "minutes", "seed", "batch_size", "lr")}
 TRAIN_FLAGS |= {k: f"--{k.replace('_', '-')}" for k in ("threads", "loss", "eval_stride")}
-TRAIN_FLAGS |= {"test_flip": "--no-flip-test"}
+TRAIN_FLAGS |= {"test_flip": "--no-flip-test", "eval_precision": "--precision"}
 
 
 def _data_config(a: argparse.Namespace):  # -> DataConfig
@@ -228,7 +242,7 @@ def _run_folder(a: argparse.Namespace, cfg: ModelConfig) -> Path:
 def _train_text(d: dict[str, Any]) -> str:
     lines = [
         f"{d['config'].get('backbone')}/{d['config'].get('preset')} mode={d['mode']} steps={d['steps']} "
-        f"({d['seconds']:.0f} s) data={d['data']}",
+        f"({d['seconds']:.0f} s) data={d['data']} precision={d.get('eval_precision', 'fp32')}",
         f"  MPJPE {d['mpjpe_mm']:.2f} mm   P-MPJPE {d['pmpjpe_mm']:.2f} mm   MPJVE {d['mpjve_mm']:.2f} mm   "
         f"(action-wise; frame-wise MPJPE {d['mpjpe_frame_wise_mm']:.2f}; trivial {d['trivial_mpjpe_mm']:.2f} mm)",
         f"  checkpoint: {d['checkpoint']}",
@@ -247,6 +261,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     data_cfg = _data_config(a)
     values = {"mode": a.mode, "steps": a.steps, "minutes": a.minutes, "seed": a.seed, "batch_size": a.batch_size}
     values |= {"lr": a.lr, "threads": a.threads, "loss": a.loss, "test_flip": not a.no_flip_test}
+    values |= {"eval_precision": a.precision}
     tc = config_from_flags(TrainConfig, values | {"eval_stride": a.eval_stride}, TRAIN_FLAGS)
     if tc.mode == "none" and (tc.steps or tc.minutes):
         raise UserError("--mode none is training-free: drop --steps/--minutes, or train with --mode finetune")
@@ -267,6 +282,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    from bench.measure.precision import check_precision
     from bench.training.evaluate import evaluate, trivial_mpjpe
     from bench.training.loop import load_data, load_weights, model_config_from_checkpoint, output_mode
 
@@ -284,10 +300,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     else:
         raise UserError(f"no model.json beside {a.checkpoint}: name the configuration with --backbone ...")
     opts = _eval_options(a)
+    check_precision(a.precision, "cpu")
     data_cfg = _data_config(a)
     model = load_weights(cfg.build(), cfg, a.checkpoint)
     data = load_data(data_cfg)
-    res = evaluate(model, data, output_mode(cfg), flip=opts.test_flip, stride=opts.eval_stride).to_dict()
+    res = evaluate(
+        model, data, output_mode(cfg), flip=opts.test_flip, stride=opts.eval_stride, precision=a.precision
+    ).to_dict()
     d = {
         **res,
         "trivial_mpjpe_mm": trivial_mpjpe(data),
@@ -295,6 +314,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         "seconds": 0.0,
         "checkpoint": str(a.checkpoint),
         "mode": "evaluate",
+        "eval_precision": a.precision,
         "data": data.name,
         "config": cfg.to_dict(),
     }
@@ -445,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--warmup", type=int, default=10)
     ps.add_argument("--iters", type=int, default=40)
     ps.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    ps.add_argument("--device", default="cpu", help="cpu or cuda")
+    ps.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ps.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     ps.add_argument("--flip", action="store_true", help="time test-time flip augmentation (two passes)")
     ps.add_argument("--format", choices=["text", "json"], default="text")
     ps.set_defaults(func=cmd_speed)
@@ -464,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument(
         "--loss", choices=["paper", "mpjpe"], default="paper", help="the backbone paper's objective or plain MPJPE"
     )
+    pt.add_argument("--precision", default="fp32", help="evaluation precision: " + PRECISION_HELP)
     pt.add_argument("--out", default=None, help="run folder (default results/runs/<cell>-<mode>-s<seed>)")
     pt.add_argument("--format", choices=["text", "json"], default="text")
     pt.set_defaults(func=cmd_train)
@@ -472,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(pe, backbone_required=False)
     _add_data_args(pe)
     pe.add_argument("--checkpoint", required=True, help="weights file (model.json beside it names the model)")
+    pe.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     pe.add_argument("--format", choices=["text", "json"], default="text")
     pe.set_defaults(func=cmd_evaluate)
 

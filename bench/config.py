@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -24,7 +25,7 @@ from backbones import PoseBackbone, RegistryError, create_backbone, get_backbone
 
 Number = int | float
 Mode = Literal["scratch", "finetune", "none"]
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16"]  # fp32, or torch.autocast to bf16 / fp16 (bench.measure.precision)
 
 
 class ConfigError(ValueError):
@@ -40,6 +41,13 @@ def stable_id(obj: Mapping[str, Any]) -> str:
 def cell_id(cell: Mapping[str, Any]) -> str:
     """The id of a grid cell: :func:`stable_id` of everything in it but its id."""
     return stable_id({k: v for k, v in cell.items() if k != "cell_id"})
+
+
+def precision_error(precision: str, device: str) -> str | None:
+    """Why ``precision`` cannot run on ``device`` (one phrase), or None when it can."""
+    if precision == "fp16" and not str(device).startswith("cuda"):
+        return f"fp16 runs on CUDA only (device is {str(device)!r}); use bf16 or fp32 on the CPU"
+    return None
 
 
 def _tuple(v: Any) -> tuple[Any, ...]:
@@ -70,12 +78,15 @@ def validate(cls: type[M], data: Mapping[str, Any] | None, where: str = "") -> M
 def _first_error(e: ValidationError, where: str) -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
-    key = ".".join(p for p in (where, loc) if p)
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = err.get("input")
+    cross = re.fullmatch(r"([a-z_]+): (.*)", msg) if not loc else None
+    if cross:  # a model validator naming the field it refuses ("precision: ..."): that field is the key
+        loc, msg = cross.group(1), cross.group(2)
+    key = ".".join(p for p in (where, loc) if p)
     if err.get("type") == "extra_forbidden":
         msg = "unknown option"
-    value = err.get("input")
-    shown = "" if err.get("type") in ("extra_forbidden", "missing") else f" (got {value!r})"
+    shown = "" if err.get("type") in ("extra_forbidden", "missing") or cross else f" (got {value!r})"
     return f"{key}: {msg}{shown}"
 
 
@@ -271,9 +282,18 @@ class TrainConfig(_Config):
     eval_batch: int = Field(64, ge=1)
     checkpoint_every: int = Field(200, ge=1)  # steps
     threads: int | None = Field(None, ge=1)  # torch CPU threads while training (None: torch's default)
+    eval_precision: Precision = "fp32"  # autocast of the evaluation (the deployed model); training is fp32
     loss: Literal["paper", "mpjpe"] = "paper"  # the backbone paper's objective, or plain MPJPE
 
     _check_finite = field_validator("minutes", "lr", "weight_decay", "lr_decay")(_finite)
+
+    @field_validator("eval_precision")
+    @classmethod
+    def _eval_precision(cls, v: str) -> str:
+        why = precision_error(v, "cpu")  # training and evaluation run on the CPU
+        if why is not None:
+            raise ValueError(why)
+        return v
 
     def replace(self, **changes: Any) -> TrainConfig:
         return self.model_copy(update=changes)
@@ -286,29 +306,47 @@ class TrainConfig(_Config):
 
 
 class SpeedConfig(_Config):
-    """The timing protocol: warm-up and timed iterations, batch, threads, device."""
+    """The timing protocol: warm-up and timed iterations, batch, threads, device, precision.
+
+    ``precision`` is the deployed numeric type: ``fp32``, or ``torch.autocast`` to ``bf16`` (CPU
+    and CUDA) or ``fp16`` (CUDA only; refused on the CPU).
+    """
 
     batch: int = Field(1, ge=1)
     warmup: int = Field(5, ge=0)
     iters: int = Field(20, ge=1)
     threads: int | None = Field(None, ge=1)
     device: str = "cpu"
+    precision: Precision = "fp32"
 
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        if v != "cpu" and not v.startswith("cuda"):
+        if v != "cpu" and not re.fullmatch(r"cuda(:[0-9]+)?", v):
             raise ValueError("must be cpu or cuda[:N]")
         return v
+
+    @model_validator(mode="after")
+    def _precision_on_device(self) -> SpeedConfig:
+        why = precision_error(self.precision, self.device)
+        if why is not None:
+            raise ValueError(f"precision: {why}")
+        return self
+
+    def replace(self, **changes: Any) -> SpeedConfig:
+        """A copy with ``changes``, validated again."""
+        return validate(SpeedConfig, {**self.model_dump(), **changes}, "speed")
 
 
 __all__ = [
     "ConfigError",
     "DataConfig",
     "ModelConfig",
+    "Precision",
     "SpeedConfig",
     "TrainConfig",
     "cell_id",
+    "precision_error",
     "stable_id",
     "validate",
 ]

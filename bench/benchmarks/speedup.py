@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from tabulate import tabulate
 
 from backbones import HourglassVariant
-from bench.config import ModelConfig
+from bench.config import ConfigError, ModelConfig
 
 
 def base_preset(backbone: str, preset: str) -> str:
@@ -72,12 +71,16 @@ def run_speedup(
     threads: int | None = None,
     batch: int = 1,
     device: str = "cpu",
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """One row per (backbone, variant): measured speedup, FLOPs ratios and their quotients."""
     from backbones import list_backbones
+    from bench.config import SpeedConfig, validate
     from bench.measure.flops.core import count_canonical
-    from bench.measure.speed import compare_speed
+    from bench.measure.speed import check_device, compare_speed, paired_speedup
 
+    speed = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads, "device": device}
+    check_device(validate(SpeedConfig, {**speed, "precision": precision}, "speed"))  # a user mistake stops here
     names = list(backbones) if backbones else list_backbones()
     rows: list[dict[str, Any]] = []
     for backbone in names:
@@ -85,7 +88,9 @@ def run_speedup(
             base, variants = configs_for(backbone, preset)
             cfgs = [base] + [c for _, c in variants]
             flops = [count_canonical(c) for c in cfgs]
-            results = compare_speed(cfgs, batch=batch, warmup=warmup, iters=iters, threads=threads, device=device)
+            results = compare_speed(
+                cfgs, batch=batch, warmup=warmup, iters=iters, threads=threads, device=device, precision=precision
+            )
         except Exception as exc:  # one family failing does not stop the others
             rows.append({"backbone": backbone, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
             continue
@@ -115,12 +120,14 @@ def run_speedup(
                 "warmup": warmup,
                 "iters": iters,
                 "device": v_res.device,
+                "precision": v_res.precision,
                 "env": v_res.env,
                 "error": b_res.error or v_res.error,
             }
-            pairs = [b / v for b, v in zip(b_res.latency_ms, v_res.latency_ms) if v > 0]
             # per-round ratio: both calls of a round ran back to back, so load drift cancels
-            row["speedup_paired"] = statistics.median(pairs) if pairs else float("nan")
+            paired = paired_speedup(b_res.latency_ms, v_res.latency_ms)
+            row["speedup_paired"] = paired["speedup"]
+            row["speedup_paired_iqr"] = paired["speedup_iqr"]
             row["speedup_over_flops_paper"] = row["speedup_median"] / row["flops_ratio_paper"]
             row["speedup_over_flops_all_matmul"] = row["speedup_median"] / row["flops_ratio_all_matmul"]
             rows.append(row)
@@ -170,7 +177,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         text += (
             f"\nprotocol: per-clip latency, median over {r0['iters']} interleaved rounds "
             f"after {r0['warmup']} warm-ups, "
-            f"torch.inference_mode, {r0['threads']} thread(s), batch {r0['batch']}, device {r0['device']} "
+            f"torch.inference_mode, {r0.get('precision', 'fp32')}, {r0['threads']} thread(s), batch {r0['batch']}, "
+            f"device {r0['device']} "
             f"({e.get('device_name')}), torch {e.get('torch')}, load average {e.get('load_average')}. "
             "Ratios are comparable within this run only."
         )
@@ -181,23 +189,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.benchmarks.speedup``."""
     parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.speedup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="paper", help="paper | small | tiny (default: paper)")
-    parser.add_argument("--backbones", nargs="*", default=None, help="default: every registered one with a variant")
+    parser.add_argument(
+        "--backbones", nargs="*", default=None, help="names or a comma list (default: every registered one)"
+    )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 (autocast) or fp16 (CUDA only)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
-    rows = run_speedup(
-        args.backbones,
-        preset=args.preset,
-        warmup=args.warmup,
-        iters=args.iters,
-        threads=args.threads,
-        batch=args.batch,
-        device=args.device,
-    )
+    backbones = [b for arg in args.backbones for b in arg.split(",") if b] if args.backbones else None
+    try:
+        rows = run_speedup(
+            backbones,
+            preset=args.preset,
+            warmup=args.warmup,
+            iters=args.iters,
+            threads=args.threads,
+            batch=args.batch,
+            device=args.device,
+            precision=args.precision,
+        )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.format == "json":
         print(json.dumps(rows, indent=2, default=str))
     else:

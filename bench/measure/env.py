@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
+import subprocess
 import sys
 from functools import lru_cache
 from typing import Any
@@ -50,6 +52,54 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return cpu_model()
 
 
+@lru_cache(maxsize=1)
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver version (pynvml, else ``nvidia-smi``), or None where neither answers."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+
+        pynvml.nvmlInit()
+        try:
+            v = pynvml.nvmlSystemGetDriverVersion()
+            return v.decode() if isinstance(v, bytes) else str(v)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        pass
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.strip().splitlines()
+    return first[0].strip() if first else None
+
+
+def cpu_features() -> dict[str, bool | str]:
+    """What reduced-precision CPU inference depends on: the ATen kernel level and bf16/AMX support."""
+    feats: dict[str, bool | str] = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    for name, probe in (
+        ("avx512_bf16", "_is_avx512_bf16_supported"),
+        ("amx_tile", "_is_amx_tile_supported"),
+        ("amx_fp16", "_is_amx_fp16_supported"),
+    ):
+        fn = getattr(torch.cpu, probe, None)
+        if fn is not None:
+            try:
+                feats[name] = bool(fn())
+            except Exception:
+                feats[name] = False
+    return feats
+
+
 def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
     """A JSON-ready snapshot of what a timing depends on."""
     dev = torch.device(device)
@@ -59,7 +109,7 @@ def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        "cuda": torch.version.cuda,  # the CUDA runtime torch was built with (None on a CPU build)
         "python": sys.version.split()[0],
         "platform": platform.platform(terse=True),
         "threads": torch.get_num_threads(),
@@ -67,11 +117,16 @@ def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "mkldnn": bool(torch.backends.mkldnn.is_available()),
         "load_average": load_average(),
+        "driver": None,
+        **cpu_features(),
     }
     if dev.type == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(dev)
         info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        info["gpu_capability"] = f"{props.major}.{props.minor}"
         info["cudnn"] = torch.backends.cudnn.version()
+        info["cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
+        info["driver"] = nvidia_driver()
     return info
 
 
@@ -86,4 +141,4 @@ def env_tag(device: str | torch.device = "cpu", threads: int | None = None) -> s
     return f"{dev.type}-{pt}-t{t}"
 
 
-__all__ = ["cpu_model", "device_name", "env_tag", "environment", "load_average"]
+__all__ = ["cpu_features", "cpu_model", "device_name", "env_tag", "environment", "load_average", "nvidia_driver"]

@@ -1,10 +1,14 @@
 """Latency and throughput of one configuration under a stated protocol (issue 4, item 3).
 
 Protocol (conventions.md §6, user-needs.md B): the model is built with real (random, seeded)
-weights on ``device`` in eval mode; every call runs under ``torch.inference_mode()`` with
-``torch.set_num_threads(threads)`` set for the measurement (recorded, then restored); ``warmup``
-untimed calls, then ``iters`` timed calls, each timed alone (``time.perf_counter`` on CPU; CUDA
-events with ``torch.cuda.synchronize`` on a GPU). Reported: median latency and its IQR, output
+weights on ``device`` in eval mode; every call runs under ``torch.inference_mode()`` and the
+deployed ``precision`` (fp32, or ``torch.autocast`` to bf16 / fp16: :mod:`bench.measure.precision`)
+with ``torch.set_num_threads(threads)`` set for the measurement (recorded, then restored). One
+untimed call at the timed shape (on CUDA with ``cudnn.benchmark`` on, so cuDNN autotunes there),
+then ``warmup`` untimed calls, then ``iters`` timed calls, each timed alone (``time.perf_counter``
+on CPU; on a GPU CUDA events recorded around the call after a ``torch.cuda.synchronize``, read
+after another). Every row records device, device name, driver, CUDA version, precision and
+threads. Reported: median latency and its IQR, output
 frames per second (VideoPose3D's batch in output frames: a seq2seq call scores T x batch frames, a
 seq2frame/TPC call scores batch frames), clips per second, achieved GFLOP/s (canonical FLOPs per
 call / median latency), and the environment. Test-time flip runs the model twice per call.
@@ -12,7 +16,8 @@ Out-of-memory halves the batch and retries; the retries are recorded, a failure 
 ``error`` in the row, not a crash.
 
 Timings on a shared machine are only comparable within one run: :func:`compare_speed` times
-several configurations round-robin, interleaved, in one process.
+several configurations round-robin, interleaved, in one process, and :func:`measure_speed_group`
+adds each one's ``speedup`` against a baseline from the same rounds (median of per-round ratios).
 """
 
 from __future__ import annotations
@@ -28,11 +33,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from bench.config import ConfigError, SpeedConfig, validate
 from bench.measure.env import environment
 from bench.measure.flops.counters import input_shape
+from bench.measure.precision import DTYPES, autocast
 
 if TYPE_CHECKING:
     from bench.config import ModelConfig
+
+#: Times one call: ``clock(key, step, device) -> milliseconds``; ``key`` is the configuration's
+#: ``cell_id``. The default is :func:`default_clock`; a test injects its own to see the call order.
+Clock = Callable[[str, Callable[[], Any], torch.device], float]
 
 # Human3.6M left/right joints (shared/docs/papers.md §10.2), swapped by the test-time flip.
 _LEFT = (4, 5, 6, 11, 12, 13)
@@ -53,6 +64,7 @@ class SpeedResult:
     flip: bool
     batch_requested: int
     batch: int  # the batch actually timed (after any OOM halvings)
+    precision: str = "fp32"  # fp32, or the autocast type (bf16 / fp16)
     oom_retries: int = 0
     oom_batches: list[int] = field(default_factory=list)  # batches that ran out of memory
     frames_per_call: int = 0  # output frames scored per call (T·batch or batch)
@@ -71,6 +83,9 @@ class SpeedResult:
     achieved_gflops_per_s: float = float("nan")
     peak_memory_mb: float | None = None  # CUDA only
     timer: str = "perf_counter"
+    device_name: str = ""  # GPU model on CUDA, CPU model otherwise
+    driver: str | None = None  # NVIDIA driver (CUDA only)
+    cuda: str | None = None  # CUDA runtime torch was built with
     torch: str = torch.__version__
     env: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -145,6 +160,21 @@ def make_step(model: nn.Module, x: Tensor, flip: bool) -> Callable[[], Tensor]:
     return step
 
 
+def with_precision(step: Callable[[], Tensor], precision: str, device: torch.device) -> Callable[[], Tensor]:
+    """``step`` run under the autocast of ``precision`` (fp32: ``step`` itself)."""
+    if precision == "fp32":
+        return step
+    with autocast(precision, device):  # checks precision x device once, outside the timed calls
+        pass
+    dtype = DTYPES[precision]
+
+    def cast_step() -> Tensor:
+        with torch.autocast(device_type=device.type, dtype=dtype):
+            return step()
+
+    return cast_step
+
+
 def time_call(step: Callable[[], Tensor], device: torch.device) -> float:
     """Milliseconds of one call: CUDA events + synchronize on a GPU, ``perf_counter`` elsewhere."""
     if device.type == "cuda":
@@ -159,6 +189,61 @@ def time_call(step: Callable[[], Tensor], device: torch.device) -> float:
     t0 = time.perf_counter()
     step()
     return (time.perf_counter() - t0) * 1e3
+
+
+def default_clock(key: str, step: Callable[[], Any], device: torch.device) -> float:
+    """The protocol's clock: :func:`time_call` (``key`` only matters to injected clocks)."""
+    return time_call(step, device)
+
+
+def check_device(speed: SpeedConfig) -> torch.device:
+    """The torch device of ``speed``; a CUDA device this machine lacks is one :class:`ConfigError` line."""
+    dev = torch.device(speed.device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ConfigError(
+                f"speed.device: {speed.device!r} requested but CUDA is not available here "
+                f"(torch {torch.__version__}, {build})"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"speed.device: {speed.device!r} but only {torch.cuda.device_count()} GPU(s) are visible")
+    return dev
+
+
+@contextlib.contextmanager
+def cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """On CUDA, ``cudnn.benchmark`` on for the block (the untimed first call autotunes); restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def paired_speedup(base_ms: Sequence[float], variant_ms: Sequence[float]) -> dict[str, float]:
+    """Speedup from per-round pairs (base and variant timed in the same round, so load drift cancels).
+
+    ``speedup`` is the median of the per-round ratios base / variant; ``speedup_q25`` /
+    ``speedup_q75`` / ``speedup_iqr`` its spread; ``speedup_rounds`` the number of pairs.
+    """
+    pairs = [b / v for b, v in zip(base_ms, variant_ms) if v > 0 and b == b and v == v]
+    if not pairs:
+        nan = float("nan")
+        return {"speedup": nan, "speedup_q25": nan, "speedup_q75": nan, "speedup_iqr": nan, "speedup_rounds": 0}
+    med = statistics.median(pairs)
+    q25, q75 = statistics.quantiles(pairs, n=4, method="inclusive")[::2] if len(pairs) >= 2 else (med, med)
+    return {
+        "speedup": med,
+        "speedup_q25": q25,
+        "speedup_q75": q75,
+        "speedup_iqr": q75 - q25,
+        "speedup_rounds": len(pairs),
+    }
 
 
 def summarise(res: SpeedResult, samples: Sequence[float]) -> SpeedResult:
@@ -196,20 +281,19 @@ class _Prepared:
     samples: list[float] = field(default_factory=list)
 
 
-def _new_result(
-    cfg: ModelConfig, device: torch.device, threads: int, warmup: int, iters: int, batch: int, flip: bool
-) -> SpeedResult:
+def _new_result(cfg: ModelConfig, device: torch.device, threads: int, speed: SpeedConfig, flip: bool) -> SpeedResult:
     return SpeedResult(
         label=cfg.label(),
         cell_id=cfg.cell_id(),
         config=cfg.to_dict(),
         device=str(device),
         threads=threads,
-        warmup=warmup,
-        iters=iters,
+        precision=speed.precision,
+        warmup=speed.warmup,
+        iters=speed.iters,
         flip=flip,
-        batch_requested=batch,
-        batch=batch,
+        batch_requested=speed.batch,
+        batch=speed.batch,
         timer="cuda_events" if device.type == "cuda" else "perf_counter",
     )
 
@@ -225,7 +309,13 @@ def _flops_per_clip(cfg: ModelConfig) -> tuple[float, float]:
 
 
 def _prepare(
-    cfg: ModelConfig, device: torch.device, batch: int, flip: bool, res: SpeedResult, gflops: tuple[float, float]
+    cfg: ModelConfig,
+    device: torch.device,
+    batch: int,
+    flip: bool,
+    res: SpeedResult,
+    gflops: tuple[float, float],
+    precision: str = "fp32",
 ) -> _Prepared:
     """Build the model, find a batch that fits (halving on OOM) and run one untimed call."""
     prep = _Prepared(cfg, res, device)
@@ -242,7 +332,7 @@ def _prepare(
                 torch.manual_seed(0)
                 model = cfg.build(device).eval()
                 x = torch.randn(input_shape(model, b), device=device)
-            step = make_step(model, x, flip)
+            step = with_precision(make_step(model, x, flip), precision, device)
             with torch.inference_mode():
                 out = step()
             _sync(device)
@@ -270,14 +360,14 @@ def _prepare(
         return prep
 
 
-def _run_timed(prep: _Prepared, n: int, timed: bool) -> None:
+def _run_timed(prep: _Prepared, n: int, timed: bool, clock: Clock = default_clock) -> None:
     """``n`` calls of a prepared configuration; an OOM mid-run becomes its error."""
     if prep.step is None:
         return
     try:
         with torch.inference_mode():
             for _ in range(n):
-                ms = time_call(prep.step, prep.device)
+                ms = clock(prep.res.cell_id, prep.step, prep.device)
                 if timed:
                     prep.samples.append(ms)
     except Exception as exc:
@@ -288,8 +378,10 @@ def _run_timed(prep: _Prepared, n: int, timed: bool) -> None:
         prep.step = None
 
 
-def _finish(prep: _Prepared) -> SpeedResult:
+def _finish(prep: _Prepared, env: dict[str, Any]) -> SpeedResult:
     res = summarise(prep.res, prep.samples) if prep.res.error is None else prep.res
+    res.env = env
+    res.device_name, res.driver, res.cuda = str(env.get("device_name", "")), env.get("driver"), env.get("cuda")
     if prep.device.type == "cuda":
         res.peak_memory_mb = torch.cuda.max_memory_allocated(prep.device) / 2**20
     return res
@@ -305,9 +397,21 @@ def measure_speed(
     threads: int | None = None,
     device: str = "cpu",
     flip: bool = False,
+    precision: str = "fp32",
+    clock: Clock | None = None,
 ) -> SpeedResult:
     """Time ``cfg`` alone: ``warmup`` untimed calls, then ``iters`` timed calls (see module docstring)."""
-    return compare_speed([cfg], batch=batch, warmup=warmup, iters=iters, threads=threads, device=device, flip=flip)[0]
+    return compare_speed(
+        [cfg],
+        batch=batch,
+        warmup=warmup,
+        iters=iters,
+        threads=threads,
+        device=device,
+        flip=flip,
+        precision=precision,
+        clock=clock,
+    )[0]
 
 
 def compare_speed(
@@ -319,38 +423,124 @@ def compare_speed(
     threads: int | None = None,
     device: str = "cpu",
     flip: bool = False,
+    precision: str = "fp32",
+    clock: Clock | None = None,
 ) -> list[SpeedResult]:
     """Time several configurations interleaved round-robin in one process (ratios are comparable).
 
-    Every model is built and warmed up first; then ``iters`` rounds each time one call of every
-    configuration, the order rotating from round to round so no model always follows the same one.
+    The options are checked as a :class:`~bench.config.SpeedConfig` (one :class:`ConfigError`
+    line for a bad value). See :func:`time_round_robin` for the order of the calls.
     """
-    if batch < 1 or iters < 1 or warmup < 0:
-        raise ValueError(f"need batch >= 1, iters >= 1, warmup >= 0 (got {batch}, {iters}, {warmup})")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False")
+    speed = validate(
+        SpeedConfig,
+        {
+            "batch": batch,
+            "warmup": warmup,
+            "iters": iters,
+            "threads": threads,
+            "device": device,
+            "precision": precision,
+        },
+        "speed",
+    )
+    return time_round_robin(cfgs, speed, flip=flip, clock=clock)
+
+
+def time_round_robin(
+    cfgs: Sequence[ModelConfig],
+    speed: SpeedConfig,
+    *,
+    flip: bool = False,
+    clock: Clock | None = None,
+    precisions: Sequence[str] | None = None,
+) -> list[SpeedResult]:
+    """The one timing loop: build every model once, warm all up, then ``speed.iters`` rounds.
+
+    Each warm-up round calls every configuration once in the given order; each timed round ``r``
+    calls every configuration once, starting at the ``r % n``-th (cfg0, cfg1, cfg2 | cfg1, cfg2,
+    cfg0 | ...), so no model always follows the same one and sample ``r`` of every configuration
+    comes from the same round. ``clock`` times a call (default :func:`default_clock`).
+    ``precisions`` (one per configuration) overrides ``speed.precision`` entry by entry, so the
+    same model can be timed in fp32 and bf16 in the same rounds.
+    """
+    dev = check_device(speed)
+    if precisions is None:
+        precisions = [speed.precision] * len(cfgs)
+    if len(precisions) != len(cfgs):
+        raise ValueError(f"{len(precisions)} precisions for {len(cfgs)} configurations")
+    entry_speeds = [speed if p == speed.precision else speed.replace(precision=p) for p in precisions]
+    clock = clock or default_clock
     flops = [_flops_per_clip(c) for c in cfgs]  # counted on meta before the clock starts
-    with num_threads(threads) as used_threads:
+    with num_threads(speed.threads) as used_threads, cudnn_autotune(dev):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         preps = []
-        for cfg, fl in zip(cfgs, flops):
-            res = _new_result(cfg, dev, used_threads, warmup, iters, batch, flip)
-            preps.append(_prepare(cfg, dev, batch, flip, res, fl))
-        for _ in range(warmup):
+        for cfg, fl, sp in zip(cfgs, flops, entry_speeds):
+            res = _new_result(cfg, dev, used_threads, sp, flip)
+            preps.append(_prepare(cfg, dev, sp.batch, flip, res, fl, sp.precision))
+        for _ in range(speed.warmup):
             for p in preps:
-                _run_timed(p, 1, timed=False)
-        for r in range(iters):
+                _run_timed(p, 1, timed=False, clock=clock)
+        for r in range(speed.iters):
             k = r % len(preps)
             for p in preps[k:] + preps[:k]:
-                _run_timed(p, 1, timed=True)
+                _run_timed(p, 1, timed=True, clock=clock)
         env = environment(dev)
-        results = []
-        for p in preps:
-            p.res.env = env
-            results.append(_finish(p))
-    return results
+        return [_finish(p, {**env, "precision": p.res.precision}) for p in preps]
 
 
-__all__ = ["SpeedResult", "compare_speed", "flip_input", "is_oom", "measure_speed", "num_threads", "summarise"]
+def measure_speed_group(
+    baseline: ModelConfig,
+    variants: Sequence[ModelConfig],
+    speed: SpeedConfig,
+    *,
+    flip: bool = False,
+    clock: Clock | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Time ``baseline`` and ``variants`` round-robin in one process; one row per configuration.
+
+    Every model is built once (a configuration listed twice, or a variant equal to the baseline,
+    is timed once). Returns ``{cfg.cell_id(): row}`` in the order baseline, variants. A row is
+    :meth:`SpeedResult.to_dict` (latency median / IQR, FPS, device, device name, driver, CUDA,
+    precision, threads, environment) plus ``speedup`` against the baseline from the same rounds
+    (:func:`paired_speedup`: the median of per-round ratios, with ``speedup_q25`` /
+    ``speedup_q75`` / ``speedup_iqr``) and ``speedup_of_medians`` (ratio of the medians). The
+    baseline's own row has speedup 1 and ``is_baseline`` True.
+    """
+    unique: dict[str, ModelConfig] = {}
+    for cfg in (baseline, *variants):
+        unique.setdefault(cfg.cell_id(), cfg)
+    results = time_round_robin(list(unique.values()), speed, flip=flip, clock=clock)
+    base = results[0]
+    rows: dict[str, dict[str, Any]] = {}
+    for res in results:
+        row = res.to_dict()
+        row["is_baseline"] = res is base
+        row["baseline_cell_id"] = base.cell_id
+        if res.ok and base.ok:
+            row.update(paired_speedup(base.latency_ms, res.latency_ms))
+            row["speedup_of_medians"] = base.latency_ms_median / res.latency_ms_median
+        else:
+            row.update(paired_speedup([], []))
+            row["speedup_of_medians"] = float("nan")
+        rows[res.cell_id] = row
+    return rows
+
+
+__all__ = [
+    "Clock",
+    "SpeedResult",
+    "check_device",
+    "compare_speed",
+    "default_clock",
+    "flip_input",
+    "is_oom",
+    "measure_speed",
+    "measure_speed_group",
+    "num_threads",
+    "paired_speedup",
+    "summarise",
+    "time_call",
+    "time_round_robin",
+    "with_precision",
+]

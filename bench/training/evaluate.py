@@ -13,6 +13,10 @@ Test-time flip augmentation (on by default, as in every paper here) averages the
 un-flipped prediction of the flipped input; pruned models reuse the kept frames of the un-flipped
 pass (HoT). Predictions and targets are root-relative (root zeroed) and reported in millimetres;
 averages are action-wise (the papers' number) with frame-wise alongside.
+
+``precision`` evaluates the deployed model: fp32, or the forward passes under ``torch.autocast``
+to bf16 (fp16 on CUDA), the same context the speed protocol times (:mod:`bench.measure.precision`),
+so a row's MPJPE and FPS describe one model. Errors are computed in fp32 either way.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from backbones import PoseBackbone, select_frame
 from bench.data.clips import PoseDataset, Sequence, flip_pose, seq2frame_windows, seq2seq_clips
 from bench.errors import NonFiniteError
 from bench.measure.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe
+from bench.measure.precision import autocast, check_precision
 
 OutputMode = Literal["all", "centre"]
 
@@ -46,13 +51,32 @@ class EvalResult:
     output: str
     flip: bool
     per_action: dict[str, dict[str, float]] = field(default_factory=dict)
+    precision: str = "fp32"  # the autocast type of the forward passes
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def _predict(model: PoseBackbone, x: Tensor, mode: OutputMode, flip: bool, left: list[int], right: list[int]) -> Tensor:
-    """Forward (+ flip test) for a batch of clips. all: (B, T, 17, 3); centre: (B, 1, 17, 3)."""
+def _device(model: PoseBackbone) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _predict(
+    model: PoseBackbone,
+    x: Tensor,
+    mode: OutputMode,
+    flip: bool,
+    left: list[int],
+    right: list[int],
+    precision: str = "fp32",
+) -> Tensor:
+    """Forward (+ flip test) under ``precision``'s autocast, in fp32. all: (B, T, 17, 3); centre: (B, 1, 17, 3)."""
+    if precision != "fp32":
+        dev = _device(model)
+        with autocast(precision, dev):
+            pose = _predict(model, x.to(dev), mode, flip, left, right)
+        return pose.float()
     out = model.forward_all(x)
     pose = out.pose if mode == "all" else select_frame(out.pose, out.index, model.centre)
     if not flip:
@@ -73,6 +97,7 @@ def predict_sequence(
     flip: bool = True,
     batch_size: int = 64,
     stride: int = 1,
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictions for one sequence: ``(frames (K,), poses (K, 17, 3))`` in metres, root zeroed."""
     left, right = list(joints_left), list(joints_right)
@@ -83,14 +108,16 @@ def predict_sequence(
     if mode == "all":
         clips = seq2seq_clips([seq], t, t, with_confidence=conf)
         for batch in clips.batches(batch_size):
-            clip_pred = _predict(model, batch["inputs"], mode, flip, left, right).numpy()  # (B, T, 17, 3)
+            clip_pred = (
+                _predict(model, batch["inputs"], mode, flip, left, right, precision).cpu().numpy()
+            )  # (B, T, 17, 3)
             for row, clip in enumerate(batch["index"].tolist()):
                 valid = clips.valid[clip]
                 frames.append(clips.starts[clip] + np.nonzero(valid)[0])
                 poses.append(clip_pred[row][valid])
     else:
         for batch in seq2frame_windows(seq, t, stride=stride, batch_size=batch_size, with_confidence=conf):
-            pred = _predict(model, batch["inputs"], mode, flip, left, right)  # (B, 1, 17, 3)
+            pred = _predict(model, batch["inputs"], mode, flip, left, right, precision).cpu()  # (B, 1, 17, 3)
             frames.append(batch["frame"].numpy())
             poses.append(pred[:, 0].numpy())
     p = np.concatenate(poses).astype(np.float32)
@@ -107,15 +134,28 @@ def evaluate(
     batch_size: int = 64,
     stride: int = 1,
     sequences: SequenceABC[Sequence] | None = None,
+    precision: str = "fp32",
 ) -> EvalResult:
-    """Action-wise P1/P2/P3/MPJPE-velocity of ``model`` on the test sequences of ``data``."""
+    """Action-wise P1/P2/P3/MPJPE-velocity of ``model`` on the test sequences of ``data``.
+
+    ``precision``: fp32, or bf16 / fp16 autocast of the forward passes (fp16 on CUDA only).
+    """
+    check_precision(precision, _device(model))
     was_training = model.training
     model.eval()
     acc = {k: ActionAccumulator() for k in ("mpjpe", "pmpjpe", "nmpjpe", "mpjve")}
     total = 0
     for seq in sequences if sequences is not None else data.test:
         idx, pred = predict_sequence(
-            model, seq, mode, data.joints_left, data.joints_right, flip=flip, batch_size=batch_size, stride=stride
+            model,
+            seq,
+            mode,
+            data.joints_left,
+            data.joints_right,
+            flip=flip,
+            batch_size=batch_size,
+            stride=stride,
+            precision=precision,
         )
         if not np.isfinite(pred).all():
             raise NonFiniteError(
@@ -144,6 +184,7 @@ def evaluate(
         output=mode,
         flip=flip,
         per_action=per_action,
+        precision=precision,
     )
 
 

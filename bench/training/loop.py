@@ -97,6 +97,7 @@ class TrainResult:
             "eval_frames": e["frames"],
             "eval_output": e["output"],
             "flip_test": e["flip"],
+            "eval_precision": e["precision"],
             "steps": self.steps,
             "seconds": round(self.seconds, 2),
             "final_loss": self.final_loss,
@@ -254,7 +255,15 @@ def train(
             {"model": model_cfg.to_dict(), "train": tc.model_dump(), "steps": step, "data": data_name},
         )
     mode = output_mode(model_cfg)
-    result = evaluate(model, data, mode, flip=tc.test_flip, batch_size=tc.eval_batch, stride=tc.eval_stride)
+    result = evaluate(
+        model,
+        data,
+        mode,
+        flip=tc.test_flip,
+        batch_size=tc.eval_batch,
+        stride=tc.eval_stride,
+        precision=tc.eval_precision,
+    )
     return TrainResult(
         config=model_cfg.to_dict(),
         mode=tc.mode,

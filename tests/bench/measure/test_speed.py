@@ -11,9 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from bench.benchmarks.speedup import configs_for, format_rows, main, run_speedup
-from bench.config import ModelConfig
+from bench.config import ConfigError, ModelConfig, SpeedConfig
 from bench.measure import speed as S
 from bench.measure.env import env_tag, environment
+from bench.measure.flops.counters import input_shape
+from bench.measure.precision import autocast
 
 try:
     import strategies
@@ -159,13 +161,13 @@ def test_compare_speed_interleaves_and_keeps_order() -> None:
     assert [r.label for r in res] == [TINY.label(), small.label()]
     assert all(r.ok and len(r.latency_ms) == 4 for r in res)
     assert res[0].gflops_per_call > res[1].gflops_per_call
-    assert res[0].env is res[1].env  # one environment snapshot for one interleaved run
+    assert res[0].env == res[1].env  # one environment snapshot for one interleaved run
 
 
 def test_cuda_request_without_gpu_is_clear() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(RuntimeError, match="cuda"):
+    with pytest.raises(ConfigError, match=r"^speed\.device: 'cuda' requested but CUDA is not available"):
         S.measure_speed(TINY, device="cuda", iters=1)
 
 
@@ -195,3 +197,114 @@ def test_speedup_rows_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--preset", "tiny", "--backbones", "mixste", "--warmup", "0", "--iters", "1", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["variant"] for r in out] == ["HoT(9,3)", "TPC(9,3)"]
+
+
+# ---- the group API: a baseline and its variants timed round-robin with paired speedups -----------
+def _group_cfgs() -> tuple[ModelConfig, ModelConfig, ModelConfig]:
+    v1 = ModelConfig.create("mixste", "tiny", overrides={"depth": 2})
+    v2 = ModelConfig.create("mixste", "tiny", overrides={"depth": 1})
+    return TINY, v1, v2
+
+
+def test_group_times_baseline_and_variants_interleaved_with_an_injected_clock() -> None:
+    base, v1, v2 = _group_cfgs()
+    ms = {base.cell_id(): 10.0, v1.cell_id(): 5.0, v2.cell_id(): 20.0}
+    calls: list[str] = []
+    rounds = {"n": 0}
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        calls.append(key)
+        drift = 1.0 + rounds["n"] // 3  # the machine gets slower round after round
+        rounds["n"] += 1
+        return ms[key] * drift
+
+    speed = SpeedConfig(warmup=2, iters=4, threads=1)
+    rows = S.measure_speed_group(base, [v1, v2, base], speed, clock=clock)  # the baseline twice: timed once
+    b, x, y = base.cell_id(), v1.cell_id(), v2.cell_id()
+    assert list(rows) == [b, x, y]
+    # 2 warm-up rounds in order, then 4 timed rounds whose start rotates: no model always follows another
+    assert calls == [b, x, y] * 2 + [b, x, y, x, y, b, y, b, x, b, x, y]
+    assert [rows[k]["label"] for k in (b, x, y)] == [base.label(), v1.label(), v2.label()]
+    assert rows[b]["is_baseline"] and not rows[x]["is_baseline"] and rows[x]["baseline_cell_id"] == b
+    # per-round ratios cancel the drift exactly: base/v1 = 2, base/v2 = 0.5 in every round
+    assert rows[b]["speedup"] == 1.0 and rows[b]["speedup_iqr"] == 0.0
+    assert rows[x]["speedup"] == pytest.approx(2.0) and rows[x]["speedup_iqr"] == pytest.approx(0.0)
+    assert rows[y]["speedup"] == pytest.approx(0.5) and rows[y]["speedup_rounds"] == 4
+    for k in (b, x, y):
+        r = rows[k]
+        assert r["latency_ms_median"] > 0 and r["fps"] == pytest.approx(27 / (r["latency_ms_median"] / 1e3))
+        assert r["latency_ms_iqr"] >= 0 and r["warmup"] == 2 and r["iters"] == 4
+
+
+def test_paired_speedup_median_and_spread() -> None:
+    p = S.paired_speedup([10.0, 20.0, 30.0, 40.0, 50.0], [10.0, 10.0, 10.0, 10.0, 10.0])
+    assert p["speedup"] == 3.0 and (p["speedup_q25"], p["speedup_q75"], p["speedup_iqr"]) == (2.0, 4.0, 2.0)
+    assert p["speedup_rounds"] == 5
+    assert math.isnan(S.paired_speedup([], [])["speedup"])
+    assert S.paired_speedup([4.0, 9.0], [2.0])["speedup_rounds"] == 1  # a variant that stopped early
+
+
+def test_group_rows_record_precision_device_and_environment() -> None:
+    base, v1, _ = _group_cfgs()
+    rows = S.measure_speed_group(base, [v1], SpeedConfig(warmup=0, iters=2, threads=1, precision="bf16"))
+    assert len(rows) == 2
+    for r in rows.values():
+        assert r["precision"] == "bf16" and r["device"] == "cpu" and r["threads"] == 1
+        assert r["device_name"] == r["env"]["device_name"] != ""
+        assert r["cuda"] == torch.version.cuda and "driver" in r and r["timer"] == "perf_counter"
+        assert r["env"]["precision"] == "bf16" and r["env"]["threads"] == 1
+        assert "cpu_capability" in r["env"] and "avx512_bf16" in r["env"]
+        assert _finite_positive(r["latency_ms_median"], r["fps"], r["speedup"])
+        json.dumps(r)
+
+
+def test_group_oom_variant_has_no_speedup() -> None:
+    base = ModelConfig.create("mixste", "tiny")
+    big = ModelConfig.create("mixste", "tiny", overrides={"depth": 2})
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        if key == big.cell_id():
+            raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
+        return 1.0
+
+    rows = S.measure_speed_group(base, [big], SpeedConfig(warmup=0, iters=3, threads=1), clock=clock)
+    assert rows[base.cell_id()]["speedup"] == 1.0
+    bad = rows[big.cell_id()]
+    assert bad["error"] and "out of memory" in bad["error"] and math.isnan(bad["speedup"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_protocol_events_precision_and_environment() -> None:
+    dev = torch.device("cuda")
+    # events + synchronize measure GPU time, not launch time: a ~50 ms spin kernel reads as >= 10 ms
+    ms = S.time_call(lambda: torch.cuda._sleep(100_000_000), dev)  # type: ignore[attr-defined]
+    assert ms > 10.0
+    base, v1, _ = _group_cfgs()
+    for precision in ("fp32", "bf16", "fp16"):
+        before = torch.backends.cudnn.benchmark
+        rows = S.measure_speed_group(base, [v1], SpeedConfig(device="cuda", warmup=2, iters=3, precision=precision))
+        assert torch.backends.cudnn.benchmark == before  # restored after the autotuned measurement
+        for r in rows.values():
+            assert r["error"] is None and r["timer"] == "cuda_events" and r["precision"] == precision
+            assert r["device"].startswith("cuda") and r["device_name"] == torch.cuda.get_device_name(dev)
+            assert r["cuda"] == torch.version.cuda and r["env"]["cudnn_benchmark"] is True
+            assert r["peak_memory_mb"] > 0 and _finite_positive(r["latency_ms_median"], r["speedup"])
+    torch.manual_seed(0)
+    model = base.build(dev).eval()
+    x = torch.randn(input_shape(model, 2), device=dev)
+    with torch.inference_mode():
+        ref = model(x)
+        for precision in ("bf16", "fp16"):
+            with autocast(precision, dev):
+                low = model(x)
+            assert float((low.float() - ref).norm() / ref.norm()) < 0.03
+
+
+def test_round_robin_times_one_model_in_two_precisions() -> None:
+    a, b = S.time_round_robin([TINY, TINY], SpeedConfig(warmup=0, iters=2, threads=1), precisions=["fp32", "bf16"])
+    assert (a.precision, b.precision) == ("fp32", "bf16") and a.cell_id == b.cell_id
+    assert a.env["precision"] == "fp32" and b.env["precision"] == "bf16"
+    with pytest.raises(ConfigError, match=r"^speed\.precision: fp16"):
+        S.time_round_robin([TINY], SpeedConfig(iters=1), precisions=["fp16"])
+    with pytest.raises(ValueError, match="2 precisions for 1"):
+        S.time_round_robin([TINY], SpeedConfig(iters=1), precisions=["fp32", "bf16"])

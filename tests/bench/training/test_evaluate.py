@@ -74,3 +74,41 @@ def test_trivial_predictor_is_the_mean_training_pose():
     mean = np.concatenate([s.positions_3d for s in data.train]).mean(axis=0)
     errs = [np.linalg.norm(s.positions_3d - mean, axis=-1).mean(axis=-1).mean() * 1000 for s in data.test]
     assert trivial_mpjpe(data) == pytest.approx(np.mean(errs), rel=1e-5)
+
+
+class LinearOracle(Oracle):
+    """The oracle through an identity Linear (an autocast op), recording whether autocast was on."""
+
+    def __init__(self, frames: int, pipeline: str) -> None:
+        super().__init__(frames, pipeline)
+        self.lin = torch.nn.Linear(2, 2)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.eye(2))
+            self.lin.bias.zero_()
+        self.autocast_seen: list[bool] = []
+
+    def embed(self, x: Tensor) -> Tensor:
+        self.autocast_seen.append(torch.is_autocast_enabled("cpu"))
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("mode", ["all", "centre"])
+def test_evaluation_runs_under_the_requested_precision(mode):
+    data = _dataset()
+    model = LinearOracle(9, "seq2seq" if mode == "all" else "seq2frame")
+    fp32 = evaluate(model, data, mode, flip=True, batch_size=4)
+    assert fp32.precision == "fp32" and not any(model.autocast_seen)
+    assert fp32.mpjpe_mm == pytest.approx(0.0, abs=1e-3)
+    model.autocast_seen.clear()
+    bf16 = evaluate(model, data, mode, flip=True, batch_size=4, precision="bf16")
+    assert bf16.precision == "bf16" and model.autocast_seen and all(model.autocast_seen)
+    # bf16 rounds the ~1 m coordinates to 8 mantissa bits: a few mm of error, not zero, not more
+    assert 0.05 < bf16.mpjpe_mm < 10.0
+    assert bf16.frames == fp32.frames == 75
+
+
+def test_fp16_evaluation_on_cpu_is_refused():
+    from bench.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^precision: fp16 runs on CUDA only"):
+        evaluate(Oracle(9, "seq2seq"), _dataset(), "all", precision="fp16")
