@@ -159,23 +159,17 @@ def cmd_flops(a: argparse.Namespace) -> int:
 
 
 # ---- speed -----------------------------------------------------------------------------------
+SPEED_FLAGS = {k: f"--{k}" for k in ("batch", "warmup", "iters", "threads", "device", "precision")}
+
+
 def cmd_speed(a: argparse.Namespace) -> int:
-    from bench.config import SpeedConfig, validate
-    from bench.measure.speed import measure_speed
+    from bench.config import SpeedConfig
+    from bench.measure.speed import check_device, measure_speed
 
     cfg = model_config_from_args(a)
-    sc = validate(
-        SpeedConfig,
-        {
-            "batch": a.batch,
-            "warmup": a.warmup,
-            "iters": a.iters,
-            "threads": a.threads,
-            "device": a.device,
-            "precision": a.precision,
-        },
-        "speed",
-    )
+    values = {"batch": a.batch, "warmup": a.warmup, "iters": a.iters, "threads": a.threads, "device": a.device}
+    sc = config_from_flags(SpeedConfig, values | {"precision": a.precision}, SPEED_FLAGS)
+    check_device(sc)
     r = measure_speed(cfg, **sc.model_dump(), flip=a.flip).to_dict()
 
     def text(d: dict[str, Any]) -> str:
