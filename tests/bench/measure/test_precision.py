@@ -53,7 +53,7 @@ def test_cli_fp16_on_cpu_exits_2_with_one_line() -> None:
     )
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: speed.precision: fp16 runs on CUDA only"), r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: --precision: fp16 runs on CUDA only"), r.stderr
 
 
 @pytest.mark.parametrize(
