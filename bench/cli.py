@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--minutes", type=float, default=None, help="training budget in minutes")
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--batch-size", type=int, default=16, help="clips per step")
-    pt.add_argument("--lr", type=float, default=3e-3)
+    pt.add_argument("--lr", type=float, default=None, help="default: the preset's recipe, else 3e-3")
     pt.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     pt.add_argument(
         "--loss", choices=["paper", "mpjpe"], default="paper", help="the backbone paper's objective or plain MPJPE"

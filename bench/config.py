@@ -234,7 +234,8 @@ class TrainConfig(_Config):
     minutes: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
     batch_size: int = Field(16, ge=1)  # clips per step (x T output frames for seq2seq)
-    lr: float = Field(3e-3, gt=0)
+    lr: float | None = Field(None, gt=0)  # None: the preset's recipe (TrainRecipe.lr), else DEFAULT_LR
+    warmup_steps: int | None = Field(None, ge=0)  # linear LR warm-up; None: the preset's recipe, else 0
     weight_decay: float = Field(0.01, ge=0)
     lr_decay: float = Field(0.99, gt=0, le=1)  # per epoch, as every paper here
     train_stride: int | None = Field(None, ge=1)  # clip stride; default T (seq2seq) or T // 3 (seq2frame)
