@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.grid.baselines import BaselineCache, attach_checkpoints, ensure_baselines
 from bench.grid.executors import Executor, local_executor
 from bench.grid.expand import expand
 from bench.grid.spec import Grid
@@ -27,6 +29,10 @@ def run_grid(
     todo = [c for c in expand(grid) if c["cell_id"] not in done]
     if limit is not None:
         todo = todo[:limit]
+    if any(c.get("baseline") for c in todo):  # the shared baselines, trained once, before their cells
+        cache = BaselineCache(Path(out_csv).parent / "baselines")
+        ensure_baselines(todo, cache)
+        attach_checkpoints(todo, cache)
     for i, row in enumerate(executor(todo), 1):
         store.append(row)
         if progress is not None:

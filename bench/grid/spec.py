@@ -22,6 +22,8 @@ GRID_KEYS = {
     "depths",
     "schedules",
     "seeds",
+    "modes",
+    "baseline",
     "measure",
     "speed",
     "train",
@@ -51,6 +53,8 @@ class Grid:
     train: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    modes: tuple[tuple[str, Mapping[str, Any]], ...] = (("scratch", {}),)  # (mode, axis restrictions)
+    baseline: Mapping[str, Any] = field(default_factory=dict)  # train options of the shared baselines
 
 
 def _list(d: Mapping[str, Any], key: str, default: list[Any]) -> tuple[Any, ...]:
@@ -109,6 +113,7 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
         "speed": {"batch", "warmup", "iters", "threads", "device"},
         "train": set(TrainConfig.model_fields) - {"seed", "mode"},
         "data": set(DataConfig.model_fields),
+        "baseline": set(TrainConfig.model_fields) - {"seed", "mode"},
     }
     for key, fields in allowed.items():
         section = d.get(key) or {}
@@ -125,7 +130,9 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
     seeds = _list(d, "seeds", [0])
     if not all(isinstance(s, int) for s in seeds):
         raise GridError(f"{p}: seeds must be integers")
-    return Grid(
+    from bench.grid.expand import check_protocol, parse_modes
+
+    grid = Grid(
         name=str(d.get("name", p.stem)),
         description=str(d.get("description", "")),
         backbones=tuple(names),
@@ -140,4 +147,8 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
         speed=dict(d.get("speed") or {}),
         train=dict(d.get("train") or {}),
         data=dict(d.get("data") or {}),
+        modes=parse_modes(d.get("modes"), str(p)),
+        baseline=dict(d.get("baseline") or {}),
     )
+    check_protocol(grid, str(p))
+    return grid

@@ -16,6 +16,7 @@ A run writes, atomically, ``model.pt`` (weights only, a plain state dict with th
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -50,6 +51,12 @@ META_FILE = "model.json"
 
 class TrainError(ValueError):
     """A training request that cannot be honoured (one-line message)."""
+
+
+@functools.lru_cache(maxsize=2)
+def cached_data(cfg: DataConfig) -> PoseDataset:
+    """One dataset per data configuration and process (a grid's cells and baselines share it)."""
+    return load_data(cfg)
 
 
 def load_data(cfg: DataConfig) -> PoseDataset:
