@@ -280,6 +280,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     if df.empty:
         return 0
     print(summary_table(df))
+    if "mpjpe_mm" in df and "baseline_key" in df and df["mpjpe_mm"].notna().any():
+        from bench.grid.summary import seed_table
+
+        print(seed_table(df))
     png = plot_pareto(df, out.with_name("pareto_gflops_mpjpe.png"))
     if png is not None:
         print(f"Pareto plot: {png}")
