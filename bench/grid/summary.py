@@ -50,7 +50,7 @@ def seed_table(df: pd.DataFrame) -> str:
 
     s = summarise_seeds(df)
     cols = ["label", "train_mode", "seeds", "MPJPE mm", "baseline_mean", "trivial_mean", "ratio_mean", "target"]
-    return tabulate(s[cols + ["meets_all"]], headers="keys", tablefmt="github", showindex=False, floatfmt=".3g")
+    return tabulate(s[[*cols, "meets_all"]], headers="keys", tablefmt="github", showindex=False, floatfmt=".3g")
 
 
 __all__ = ["TARGETS", "seed_table", "summarise_seeds", "with_baseline"]
