@@ -243,6 +243,7 @@ class TrainConfig(_Config):
     test_flip: bool = True
     eval_stride: int = Field(1, ge=1)
     eval_batch: int = Field(64, ge=1)
+    eval_every: int = Field(1, ge=1)  # score every k-th test sequence (1 = all, the protocol); trivial too
     checkpoint_every: int = Field(200, ge=1)  # steps
     threads: int | None = Field(None, ge=1)  # torch CPU threads while training (None: torch's default)
     loss: Literal["paper", "mpjpe"] = "paper"  # the backbone paper's objective, or plain MPJPE

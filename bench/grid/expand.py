@@ -20,7 +20,7 @@ MODES: tuple[str, ...] = get_args(Mode)
 #: axes a ``modes`` entry may replace for its cells, e.g. ``{none: {recoverers: [interpolation]}}``
 MODE_AXES = ("backbones", "pruners", "recoverers")
 #: train options that change how a model is scored, not its weights: not part of a baseline's key
-EVAL_ONLY = ("test_flip", "eval_stride", "eval_batch")
+EVAL_ONLY = ("test_flip", "eval_stride", "eval_batch", "eval_every")
 
 
 def parse_modes(value: Any, where: str) -> tuple[tuple[str, Mapping[str, Any]], ...]:

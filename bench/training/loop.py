@@ -341,7 +341,10 @@ def train(
             {"model": model_cfg.to_dict(), "train": tc.model_dump(), "steps": f.steps, "data": data_name},
         )
     mode = output_mode(model_cfg)
-    result = evaluate(f.model, data, mode, flip=tc.test_flip, batch_size=tc.eval_batch, stride=tc.eval_stride)
+    seqs = data.test[:: tc.eval_every]
+    result = evaluate(
+        f.model, data, mode, flip=tc.test_flip, batch_size=tc.eval_batch, stride=tc.eval_stride, sequences=seqs
+    )
     return TrainResult(
         config=model_cfg.to_dict(),
         mode=tc.mode,
@@ -350,7 +353,7 @@ def train(
         final_loss=f.final_loss,
         checkpoint=ckpt_path,
         eval=result,
-        trivial_mpjpe_mm=trivial_mpjpe(data),
+        trivial_mpjpe_mm=trivial_mpjpe(data, sequences=seqs),
         data=data_name,
         resumed_from=f.resumed_from,
         notes=f.notes,
