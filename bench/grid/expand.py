@@ -60,8 +60,12 @@ def check_protocol(grid: Grid, where: str) -> None:
 
 def _baseline(grid: Grid, cfg: ModelConfig, seed: int) -> dict[str, Any]:
     train = {k: v for k, v in {**grid.train, **grid.baseline}.items() if k not in EVAL_ONLY}
-    rest = {"model": cfg.baseline().to_dict(), "train": {**train, "mode": "scratch"}, "data": dict(grid.data)}
-    rest["seed"] = seed
+    rest: dict[str, Any] = {
+        "model": cfg.baseline().to_dict(),
+        "train": {**train, "mode": "scratch"},
+        "data": dict(grid.data),
+        "seed": seed,
+    }
     return {"key": stable_id(rest), **rest}
 
 
