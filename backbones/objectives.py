@@ -10,7 +10,7 @@ HoT does. Poses are metres; losses are in metres too (MPJPE-like).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -58,19 +58,43 @@ def n_mpjpe_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 
 LossFn = Callable[[PoseOutput, Tensor], Tensor]
+#: Term weights an objective accepts as overrides (``weights={"velocity": 1.0}``); unnamed terms keep
+#: the paper's weight. A preset's :class:`~backbones.TrainRecipe` may name some (``loss_weights``).
+Weights = Mapping[str, float]
 
 
-def mixste_loss(out: PoseOutput, target: Tensor) -> Tensor:
+def _weights(paper: dict[str, float], override: Weights | None) -> dict[str, float]:
+    unknown = sorted(set(override or {}) - set(paper))
+    if unknown:
+        raise ValueError(f"unknown loss term(s) {', '.join(unknown)} (terms: {', '.join(paper)})")
+    return {**paper, **dict(override or {})}
+
+
+MIXSTE_WEIGHTS = {"mpjpe": 1.0, "temporal": 0.5, "velocity": 2.0}
+MOTIONBERT_WEIGHTS = {"mpjpe": 1.0, "n_mpjpe": 0.5, "velocity": 20.0}
+
+
+def mixste_loss(out: PoseOutput, target: Tensor, weights: Weights | None = None) -> Tensor:
     """Weighted MPJPE + 0.5 x temporal consistency + 2.0 x velocity (MixSTE, HoT w. MixSTE)."""
+    k = _weights(MIXSTE_WEIGHTS, weights)
     w = torch.tensor(MIXSTE_JOINT_WEIGHTS, device=target.device, dtype=target.dtype)
     y = gather_frames(target, out.index)
-    return mpjpe_loss(out.pose, y, w) + 0.5 * temporal_consistency_loss(out.pose, w) + 2.0 * velocity_loss(out.pose, y)
+    return (
+        k["mpjpe"] * mpjpe_loss(out.pose, y, w)
+        + k["temporal"] * temporal_consistency_loss(out.pose, w)
+        + k["velocity"] * velocity_loss(out.pose, y)
+    )
 
 
-def motionbert_loss(out: PoseOutput, target: Tensor) -> Tensor:
+def motionbert_loss(out: PoseOutput, target: Tensor, weights: Weights | None = None) -> Tensor:
     """MPJPE + 0.5 x scale-normalised MPJPE + 20 x velocity (MotionBERT's recipe)."""
+    k = _weights(MOTIONBERT_WEIGHTS, weights)
     y = gather_frames(target, out.index)
-    return mpjpe_loss(out.pose, y) + 0.5 * n_mpjpe_loss(out.pose, y) + 20.0 * velocity_loss(out.pose, y)
+    return (
+        k["mpjpe"] * mpjpe_loss(out.pose, y)
+        + k["n_mpjpe"] * n_mpjpe_loss(out.pose, y)
+        + k["velocity"] * velocity_loss(out.pose, y)
+    )
 
 
 def mpjpe_objective(out: PoseOutput, target: Tensor) -> Tensor:
@@ -93,7 +117,10 @@ def strided_loss(out: PoseOutput, target: Tensor) -> Tensor:
 
 __all__ = [
     "MIXSTE_JOINT_WEIGHTS",
+    "MIXSTE_WEIGHTS",
+    "MOTIONBERT_WEIGHTS",
     "LossFn",
+    "Weights",
     "gather_frames",
     "mhformer_loss",
     "mixste_loss",

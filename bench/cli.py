@@ -382,6 +382,10 @@ def _report(results: Path, tables: Sequence[str], formats: Sequence[str]) -> int
     folder = results.parent if results.is_file() else results
     files = write_report(df, folder, tables=tables, formats=formats)
     print(files.headline)
+    if "mpjpe_mm" in df and "baseline_key" in df and df["mpjpe_mm"].notna().any():
+        from bench.grid.summary import seed_table
+
+        print(seed_table(df))
     if not results.is_file() and any(folder.glob("*.jsonl")):
         print(f"rows:  {export(folder)} (one row per cell, every measure merged)")
     errors = int(df["error"].astype(str).str.len().gt(0).sum())
@@ -474,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--minutes", type=float, default=None, help="training budget in minutes")
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--batch-size", type=int, default=16, help="clips per step")
-    pt.add_argument("--lr", type=float, default=3e-3)
+    pt.add_argument("--lr", type=float, default=None, help="default: the preset's recipe, else 3e-3")
     pt.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     pt.add_argument(
         "--loss", choices=["paper", "mpjpe"], default="paper", help="the backbone paper's objective or plain MPJPE"

@@ -174,7 +174,9 @@ class ModelConfig(_Config):
 
     def baseline(self) -> ModelConfig:
         """The same backbone and preset with no hourglass."""
-        return self.replace(pruner="none", recoverer=None, tokens=(), depths=())
+        return self.replace(
+            pruner="none", recoverer=None, tokens=(), depths=(), pruner_options=(), recoverer_options=()
+        )
 
     @property
     def pruned(self) -> bool:
@@ -272,7 +274,8 @@ class TrainConfig(_Config):
     minutes: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
     batch_size: int = Field(16, ge=1)  # clips per step (x T output frames for seq2seq)
-    lr: float = Field(3e-3, gt=0)
+    lr: float | None = Field(None, gt=0)  # None: the preset's recipe (TrainRecipe.lr), else DEFAULT_LR
+    warmup_steps: int | None = Field(None, ge=0)  # linear LR warm-up; None: the preset's recipe, else 0
     weight_decay: float = Field(0.01, ge=0)
     lr_decay: float = Field(0.99, gt=0, le=1)  # per epoch, as every paper here
     train_stride: int | None = Field(None, ge=1)  # clip stride; default T (seq2seq) or T // 3 (seq2frame)
@@ -280,6 +283,7 @@ class TrainConfig(_Config):
     test_flip: bool = True
     eval_stride: int = Field(1, ge=1)
     eval_batch: int = Field(64, ge=1)
+    eval_every: int = Field(1, ge=1)  # score every k-th test sequence (1 = all, the protocol); trivial too
     checkpoint_every: int = Field(200, ge=1)  # steps
     threads: int | None = Field(None, ge=1)  # torch CPU threads while training (None: torch's default)
     eval_precision: Precision = "fp32"  # autocast of the evaluation (the deployed model); training is fp32

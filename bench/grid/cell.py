@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -11,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
+from torch import Tensor
 
 from bench.config import ModelConfig
 from bench.grid.spec import GridError
@@ -50,17 +50,11 @@ def _speed_fields(cfg: ModelConfig, opts: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_data(cfg: Any) -> Any:
-    """One dataset per data configuration and process (cells of a grid share it)."""
-    from bench.training.loop import load_data
-
-    return load_data(cfg)
-
-
-def _accuracy_fields(cfg: ModelConfig, cell: Mapping[str, Any]) -> dict[str, Any]:
+def _accuracy_fields(
+    cfg: ModelConfig, cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | None
+) -> dict[str, Any]:
     from bench.config import DataConfig, TrainConfig
-    from bench.training.loop import train
+    from bench.training.loop import cached_data, train
 
     t = dict(cell.get("train") or {})
     known = set(TrainConfig.model_fields) - {"seed"}
@@ -68,9 +62,16 @@ def _accuracy_fields(cfg: ModelConfig, cell: Mapping[str, Any]) -> dict[str, Any
     if unknown:
         raise GridError(f"unknown train option(s) {', '.join(unknown)}")
     tc = TrainConfig(seed=int(cell.get("seed", 0)), **t)
-    data = _cached_data(DataConfig(**dict(cell.get("data") or {})))
-    res = train(cfg, tc, data, None, progress=False, data_name=data.name).to_dict()
+    data = cached_data(DataConfig(**dict(cell.get("data") or {})))
+    base = cell.get("baseline") or {}
+    init: Mapping[str, Tensor] | str | None = None
+    if tc.mode != "scratch":
+        init = baseline_state if baseline_state is not None else base.get("checkpoint")
+        if init is None:
+            raise GridError(f"mode {tc.mode} needs its baseline ({base.get('key')}); run the cell through run_grid")
+    res = train(cfg, tc, data, None, init=init, progress=False, data_name=data.name).to_dict()
     return {
+        "baseline_steps": (base.get("train") or {}).get("steps"),
         "mpjpe_mm": res["mpjpe_mm"],
         "pmpjpe_mm": res["pmpjpe_mm"],
         "mpjve_mm": res["mpjve_mm"],
@@ -82,8 +83,11 @@ def _accuracy_fields(cfg: ModelConfig, cell: Mapping[str, Any]) -> dict[str, Any
     }
 
 
-def run_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Measure one cell: a pure function from the cell dict to one flat result row."""
+def run_cell(cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
+    """Measure one cell: a pure function from the cell dict (and its baseline's weights) to one flat row.
+
+    A cell that depends on a baseline (``cell["baseline"]``) starts from ``baseline_state`` when given,
+    else from the checkpoint the runner put at ``cell["baseline"]["checkpoint"]``."""
     import torch
 
     cfg = ModelConfig.from_dict(cell["model"])
@@ -96,6 +100,8 @@ def run_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
         "tokens": json.dumps(list(cfg.tokens)),
         "depths": json.dumps(list(cfg.depths)),
         "seed": cell.get("seed", 0),
+        "train_mode": (cell.get("train") or {}).get("mode", "scratch"),
+        "baseline_key": (cell.get("baseline") or {}).get("key", ""),
         "label": cfg.label(),
         "torch": torch.__version__,
         "error": "",
@@ -108,7 +114,7 @@ def run_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
         if "speed" in cell["measure"]:
             row.update(_speed_fields(cfg, cell.get("speed") or {}))
         if "accuracy" in cell["measure"]:
-            row.update(_accuracy_fields(cfg, cell))
+            row.update(_accuracy_fields(cfg, cell, baseline_state))
     except Exception as e:  # failure as data: the row records it, the grid goes on
         msg = " ".join(str(e).split()) or type(e).__name__
         row["error"] = f"{type(e).__name__}: {msg}"[:500]

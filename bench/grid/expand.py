@@ -1,13 +1,97 @@
-"""Expansion of a grid into cells: plain dicts with a stable ``cell_id``."""
+"""Expansion of a grid into cells: plain dicts with a stable ``cell_id``, and the ablation protocol.
+
+The papers' protocol (HoT, H2OT): for each (backbone, preset, data, seed, baseline budget) one baseline
+is trained once; pruned cells either fine-tune from it (mode ``finetune``: strategy inserted, whole model
+trained) or evaluate it training-free (mode ``none``: a parameter-free strategy inserted, no
+optimisation); ``scratch`` trains a cell from random initialisation. A cell that depends on a baseline
+carries its description under ``"baseline"`` (``key`` = :func:`~bench.config.stable_id` of the rest).
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
 
-from bench.config import ModelConfig, cell_id
-from bench.grid.spec import Grid
+from bench.config import Mode, ModelConfig, cell_id, stable_id
+from bench.grid.spec import Grid, GridError
+
+MODES: tuple[str, ...] = get_args(Mode)
+#: axes a ``modes`` entry may replace for its cells, e.g. ``{none: {recoverers: [interpolation]}}``
+MODE_AXES = ("backbones", "pruners", "recoverers")
+#: train options that change how a model is scored, not its weights: not part of a baseline's key
+EVAL_ONLY = ("test_flip", "eval_stride", "eval_batch", "eval_every", "eval_precision")
+
+
+def parse_modes(value: Any, where: str) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """``modes: [finetune, {none: {recoverers: [interpolation], backbones: [mixste]}}]`` -> pairs."""
+    if value is None:
+        return (("scratch", {}),)
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    for entry in value if isinstance(value, list) else [value]:
+        if isinstance(entry, Mapping) and len(entry) == 1:
+            mode, axes = next(iter(entry.items()))
+            axes = axes or {}
+        else:
+            mode, axes = entry, {}
+        if mode not in MODES:
+            raise GridError(f"{where}: unknown mode {mode!r} (known: {', '.join(MODES)})")
+        if not isinstance(axes, Mapping) or set(axes) - set(MODE_AXES):
+            raise GridError(f"{where}: mode '{mode}' may only replace the axes {', '.join(MODE_AXES)}")
+        out.append((str(mode), {k: [v] if not isinstance(v, list) else list(v) for k, v in axes.items()}))
+    if not out:
+        raise GridError(f"{where}: 'modes' is an empty list")
+    return tuple(out)
+
+
+def check_protocol(grid: Grid, where: str) -> None:
+    """Grid-level rules: step budgets (not minutes) for trained cells; training-free cells parameter-free."""
+    if "accuracy" in grid.measure:
+        for section, opts in (("train", grid.train.model_dump()), ("baseline", grid.baseline)):
+            if opts.get("minutes") is not None:
+                raise GridError(
+                    f"{where}: {section}.minutes: grid cells train for a number of steps, so that a loaded and an "
+                    f"idle machine give the same numbers; give {section}.steps (minutes stay on the command line)"
+                )
+        if not grid.train.steps and grid.uses_training():
+            raise GridError(f"{where}: train.steps: give every accuracy cell a step budget")
+    expand(grid)  # raises for a training-free cell with a parametrised strategy
+
+
+def _train(grid: Grid) -> dict[str, Any]:
+    """The grid's train section as plain data (its seed comes from the ``seeds`` axis)."""
+    return grid.train.model_dump(exclude={"seed"})
+
+
+def mode_plan(grid: Grid) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """The grid's training modes with their axis restrictions (``train.mode`` when no ``modes`` axis)."""
+    if grid.modes is None:
+        return ((grid.train.mode, {}),)
+    return parse_modes(grid.modes, f"grid '{grid.name}': modes")
+
+
+def _baseline(grid: Grid, cfg: ModelConfig, seed: int) -> dict[str, Any]:
+    train = {k: v for k, v in {**_train(grid), **grid.baseline}.items() if k not in EVAL_ONLY}
+    rest: dict[str, Any] = {
+        "model": cfg.baseline().to_dict(),
+        "train": {**train, "mode": "scratch"},
+        "data": dict(grid.data),
+        "seed": seed,
+    }
+    return {"key": stable_id(rest), **rest}
+
+
+def _check_parameter_free(cfg: ModelConfig, grid: Grid) -> None:
+    try:
+        model = cfg.build("meta")
+    except Exception:  # an impossible configuration is recorded as an error row when the cell runs
+        return
+    n = sum(p.numel() for name, p in model.named_parameters() if name.startswith("hourglass."))
+    if n:
+        raise GridError(
+            f"grid '{grid.name}': training-free cell {cfg.label()} needs a parameter-free strategy, but it adds "
+            f"{n} parameters (give the none mode recoverers: [interpolation], or fine-tune it)"
+        )
 
 
 def option_product(axes: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
@@ -25,41 +109,52 @@ def cell_key(cell: Mapping[str, Any]) -> str:
 
 
 def expand(grid: Grid) -> list[dict[str, Any]]:
-    """All cells of a grid, in a stable order; a baseline (pruner none) appears once per backbone."""
+    """All cells of a grid, in a stable order; a baseline (pruner none) appears once per backbone.
+
+    When a mode needs a baseline, the baseline row evaluates the shared baseline (mode ``none``)."""
     cells: list[dict[str, Any]] = []
     seen: set[str] = set()
-    train = grid.train.model_dump(exclude={"seed"})
-    modes = grid.modes or [train["mode"]]
-    for backbone, preset, seed, pruner, mode in itertools.product(
-        grid.backbones, grid.presets, grid.seeds, grid.pruners, modes
-    ):
+    train = _train(grid)
+    plan = mode_plan(grid)
+    shared = any(mode != "scratch" for mode, _ in plan)
+    pairs = [(s.tokens, s.depths) for s in grid.schedules] or list(itertools.product(grid.tokens, grid.depths))
+    for backbone, preset, seed, pruner in itertools.product(grid.backbones, grid.presets, grid.seeds, grid.pruners):
+        plans: list[tuple[str, Iterable[tuple[Any, Any, Any]]]] = []
         if pruner == "none":
-            combos: Iterable[tuple[Any, Any, Any]] = [(None, None, None)]
+            plans.append(("none" if shared else "scratch", [(None, None, None)]))
         else:
-            pairs = [(s.tokens, s.depths) for s in grid.schedules] or list(itertools.product(grid.tokens, grid.depths))
-            combos = ((r, t, k) for r in grid.recoverers for t, k in pairs)
-        for recoverer, tokens, depths in combos:
-            rec_name = recoverer or "attention"
-            for bopts, popts, ropts in itertools.product(
-                option_product(grid.backbone_options.get(backbone, {})),
-                option_product(grid.pruner_options.get(pruner, {})),
-                option_product(grid.recoverer_options.get(rec_name, {}) if pruner != "none" else {}),
-            ):
-                cfg = ModelConfig.create(
-                    backbone, preset, pruner, recoverer, tokens, depths, bopts, popts or None, ropts or None
-                )
-                cell: dict[str, Any] = {
-                    "model": cfg.to_dict(),
-                    "seed": seed,
-                    "measure": list(grid.measure),
-                    "speed": grid.speed.model_dump(),
-                    "train": {**train, "mode": mode},
-                    "data": grid.data.model_dump(),
-                    "baseline": None,
-                }
-                cid = cell_key(cell)
-                cell["cell_id"] = cid
-                if cid not in seen:
-                    seen.add(cid)
-                    cells.append(cell)
+            for mode, axes in plan:
+                if backbone not in axes.get("backbones", grid.backbones):
+                    continue
+                if pruner not in axes.get("pruners", grid.pruners):
+                    continue
+                recs = [None if r in (None, "default") else str(r) for r in axes.get("recoverers", grid.recoverers)]
+                plans.append((mode, [(r, t, k) for r in recs for t, k in pairs]))
+        for mode, combos in plans:
+            for recoverer, tokens, depths in combos:
+                rec_name = recoverer or "attention"
+                for bopts, popts, ropts in itertools.product(
+                    option_product(grid.backbone_options.get(backbone, {})),
+                    option_product(grid.pruner_options.get(pruner, {})),
+                    option_product(grid.recoverer_options.get(rec_name, {}) if pruner != "none" else {}),
+                ):
+                    cfg = ModelConfig.create(
+                        backbone, preset, pruner, recoverer, tokens, depths, bopts, popts or None, ropts or None
+                    )
+                    if mode == "none" and cfg.pruned:
+                        _check_parameter_free(cfg, grid)
+                    cell: dict[str, Any] = {
+                        "model": cfg.to_dict(),
+                        "seed": seed,
+                        "measure": list(grid.measure),
+                        "speed": grid.speed.model_dump(),
+                        "train": {**train, "mode": mode},
+                        "data": grid.data.model_dump(),
+                        "baseline": _baseline(grid, cfg, seed) if mode != "scratch" else None,
+                    }
+                    cid = cell_key(cell)
+                    cell["cell_id"] = cid
+                    if cid not in seen:
+                        seen.add(cid)
+                        cells.append(cell)
     return cells

@@ -147,7 +147,8 @@ def pending_tasks(
                 if not store.has_cell(m, c["cell_id"]):
                     copies.append({**rec, "cell_id": c["cell_id"], "seed": c["seed"], "key": key, "measure": m})
                 continue
-            todo.append({**c, "measure": [m], "key": key})
+            # only accuracy depends on a baseline: a FLOPs or speed task never waits for one to train
+            todo.append({**c, "measure": [m], "key": key, "baseline": c.get("baseline") if m == "accuracy" else None})
     return todo, copies
 
 
@@ -227,10 +228,8 @@ def run_grid(
 
 def _prepare_baselines(todo: list[dict[str, Any]], out_dir: Path) -> None:
     """Train every baseline the tasks need, once, before they run (the train helper's module)."""
-    from bench.grid.baselines import BaselineCache, ensure_baselines  # type: ignore[import-not-found]
+    from bench.grid.baselines import BaselineCache, attach_checkpoints, ensure_baselines
 
     cache = BaselineCache(out_dir / "baselines")
     ensure_baselines(todo, cache)
-    for t in todo:
-        if t.get("baseline"):
-            t["baseline"]["checkpoint"] = str(cache.path(t["baseline"]["key"]) / "model.pt")
+    attach_checkpoints(todo, cache)

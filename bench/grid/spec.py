@@ -60,7 +60,9 @@ class Grid(_Config):
     depths: list[int | list[int]] = Field(default_factory=_default(1), min_length=1)
     schedules: list[ScheduleSpec] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    modes: list[Mode] | None = None  # training modes axis; None: train.mode
+    # training modes axis: [finetune, {none: {recoverers: [interpolation]}}]; None: train.mode
+    modes: list[Mode | dict[Mode, dict[str, Any] | None]] | None = None
+    baseline: dict[str, Any] = Field(default_factory=dict)  # train options of the shared baselines
     backbone_options: OptionAxes = Field(default_factory=dict)
     pruner_options: OptionAxes = Field(default_factory=dict)
     recoverer_options: OptionAxes = Field(default_factory=dict)
@@ -93,6 +95,16 @@ class Grid(_Config):
                 n: {k: _as_list(x) for k, x in (o or {}).items()} if isinstance(o, Mapping) else o for n, o in v.items()
             }
         return v
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        validate(TrainConfig, {k: x for k, x in v.items() if k != "mode"}, "baseline")
+        return v
+
+    def uses_training(self) -> bool:
+        """True when some cell of the grid trains (a scratch or finetune mode, or a shared baseline)."""
+        return "accuracy" in self.measure and (self.modes is not None or self.train.mode != "none")
 
     def resolved(self) -> dict[str, Any]:
         """The grid as plain data (written beside the results)."""
@@ -236,7 +248,11 @@ def _check_names(grid: Grid, where: str) -> Grid:
                 raise GridError(f"{where}: {key}.{n}: not one of this grid's {key.split('_')[0]}s ({', '.join(known)})")
     if grid.data.source == "h36m" and "accuracy" in grid.measure and not grid.data.data_root:
         raise GridError(f"{where}: data.data_root: needed for data.source=h36m (the folder with the npz files)")
-    return grid.model_copy(update={"backbones": names})
+    grid = grid.model_copy(update={"backbones": names})
+    from bench.grid.expand import check_protocol
+
+    check_protocol(grid, where)
+    return grid
 
 
 def load_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> Grid:

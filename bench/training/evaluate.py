@@ -188,11 +188,12 @@ def evaluate(
     )
 
 
-def trivial_mpjpe(data: PoseDataset, stride: int = 1) -> float:
-    """Action-wise MPJPE (mm) of the trivial predictor: the mean training pose, for every test frame."""
+def trivial_mpjpe(data: PoseDataset, stride: int = 1, sequences: SequenceABC[Sequence] | None = None) -> float:
+    """Action-wise MPJPE (mm) of the trivial predictor: the mean training pose, for every test frame
+    (of ``sequences``, default every test sequence)."""
     mean_pose = np.mean(np.concatenate([s.positions_3d for s in data.train]), axis=0)  # (17, 3)
     acc = ActionAccumulator()
-    for seq in data.test:
+    for seq in sequences if sequences is not None else data.test:
         target = torch.from_numpy(np.array(seq.positions_3d[::stride])) * 1000.0
         pred = torch.from_numpy(np.broadcast_to(mean_pose, target.shape).copy()) * 1000.0
         acc.add(mpjpe(pred, target, per_frame=True), seq.action)

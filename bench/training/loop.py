@@ -16,6 +16,7 @@ A run writes, atomically, ``model.pt`` (weights only, a plain state dict with th
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -33,12 +34,13 @@ from backbones import (
     PoseBackbone,
     RegistryError,
     clean_state_dict,
+    get_backbone_spec,
     load_state_dict_strict,
     save_checkpoint,
 )
 from backbones._checkpoint import extract_state_dict, read_checkpoint
 from bench.config import DataConfig, ModelConfig, TrainConfig
-from bench.data.clips import PoseDataset, flip_pose, seq2seq_clips
+from bench.data.clips import PoseDataset, seq2seq_clips
 from bench.training.evaluate import EvalResult, OutputMode, evaluate, trivial_mpjpe
 from bench.training.objectives import objective_for
 
@@ -49,6 +51,12 @@ META_FILE = "model.json"
 
 class TrainError(ValueError):
     """A training request that cannot be honoured (one-line message)."""
+
+
+@functools.lru_cache(maxsize=2)
+def cached_data(cfg: DataConfig) -> PoseDataset:
+    """One dataset per data configuration and process (a grid's cells and baselines share it)."""
+    return load_data(cfg)
 
 
 def load_data(cfg: DataConfig) -> PoseDataset:
@@ -123,10 +131,13 @@ def _atomic_json(path: Path, obj: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_weights(model: PoseBackbone, cfg: ModelConfig, path: str | os.PathLike[str]) -> PoseBackbone:
-    """Load ``path`` into ``cfg``'s model: a baseline file into the backbone (strategy inserted
-    after, for finetune / training-free), or a file that already holds the strategy's weights."""
-    sd = clean_state_dict(extract_state_dict(read_checkpoint(path)))
+def load_weights(
+    model: PoseBackbone, cfg: ModelConfig, path: str | os.PathLike[str] | Mapping[str, torch.Tensor]
+) -> PoseBackbone:
+    """Load ``path`` (a file or a state dict) into ``cfg``'s model: a baseline into the backbone (strategy
+    inserted after, for finetune / training-free), or weights that already hold the strategy's."""
+    raw = dict(path) if isinstance(path, Mapping) else extract_state_dict(read_checkpoint(path))
+    sd = clean_state_dict(raw)
     own = set(model.state_dict())
     if set(sd) == own or not cfg.pruned:
         load_state_dict_strict(model, sd)
@@ -138,25 +149,87 @@ def load_weights(model: PoseBackbone, cfg: ModelConfig, path: str | os.PathLike[
     return model
 
 
-def _batches(clips: Any, batch_size: int, seed: int, start_epoch: int) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-    epoch = start_epoch
-    while True:
-        for b in clips.batches(batch_size, shuffle=True, seed=seed * 100_003 + epoch):
-            yield epoch, b
-        epoch += 1
+DEFAULT_LR = 3e-3
 
 
-def train(
+@dataclass(frozen=True)
+class Recipe:
+    """The optimisation recipe a run uses: the user's options over the preset's :class:`TrainRecipe`."""
+
+    lr: float
+    warmup_steps: int
+    loss_weights: dict[str, float]
+    notes: str = ""
+
+
+def resolve_recipe(model_cfg: ModelConfig, tc: TrainConfig) -> Recipe:
+    """Explicit options first, then the preset's ``recipe=TrainRecipe(...)``, then the suite's defaults."""
+    r = get_backbone_spec(model_cfg.backbone).preset(model_cfg.preset).recipe
+    lr = tc.lr if tc.lr is not None else (r.lr if r is not None and r.lr is not None else DEFAULT_LR)
+    warm = tc.warmup_steps if tc.warmup_steps is not None else (r.warmup_steps if r is not None else 0)
+    weights = dict(r.loss_weights) if r is not None and tc.loss == "paper" else {}
+    return Recipe(lr=lr, warmup_steps=warm, loss_weights=weights, notes=r.notes if r is not None else "")
+
+
+class _Batches:
+    """Shuffled training batches from clip tensors built once (no per-step numpy copies or conversions)."""
+
+    def __init__(self, clips: Any, batch_size: int, seed: int) -> None:
+        self.x = torch.from_numpy(clips.inputs)
+        self.y = torch.from_numpy(clips.targets)
+        self.batch_size, self.seed, self.m = batch_size, seed, len(clips)
+
+    def iterate(self, start_epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = start_epoch
+        while True:  # the same order as ClipSet.batches(shuffle=True, seed=seed * 100_003 + epoch)
+            order = torch.from_numpy(np.random.default_rng(self.seed * 100_003 + epoch).permutation(self.m))
+            for lo in range(0, self.m, self.batch_size):
+                idx = order[lo : lo + self.batch_size]
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+            epoch += 1
+
+
+class _Flip:
+    """Horizontal-flip augmentation of a random half of the batch, vectorised (one gather, one multiply)."""
+
+    def __init__(self, joints: int, left: Any, right: Any) -> None:
+        perm = list(range(joints))
+        for a, b in zip(left, right, strict=True):
+            perm[a], perm[b] = b, a
+        self.perm = torch.tensor(perm)
+
+    def __call__(self, x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        sign = torch.ones(x.shape[-1], dtype=x.dtype)
+        sign[0] = -1.0
+        flipped = x.index_select(-2, self.perm) * sign
+        return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), flipped, x)
+
+
+@dataclass
+class FitResult:
+    """A trained model and what its optimisation did."""
+
+    model: PoseBackbone
+    steps: int
+    seconds: float
+    final_loss: float | None
+    resumed_from: int
+    notes: list[str]
+
+
+Init = str | os.PathLike[str] | Mapping[str, torch.Tensor] | None
+
+
+def fit(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     data: PoseDataset,
-    out_dir: str | os.PathLike[str] | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
     *,
-    init: str | os.PathLike[str] | None = None,
+    init: Init = None,
     progress: bool = True,
-    data_name: str = "synthetic",
-) -> TrainResult:
-    """Train (or not, for mode ``none``) and evaluate one configuration; see the module docstring."""
+) -> FitResult:
+    """Optimise ``model_cfg`` (nothing for mode ``none``); ``state_dir/train_state.pt`` resumes a run."""
     tc = train_cfg
     if tc.mode in ("finetune", "none") and init is None:
         raise TrainError(f"--mode {tc.mode} needs --init CKPT (a trained baseline checkpoint)")
@@ -176,106 +249,131 @@ def train(
             f"--mode none (training-free) needs a parameter-free strategy; {model_cfg.label()} adds "
             f"{hourglass_params} parameters (use --recoverer interpolation or none)"
         )
-
-    out = Path(out_dir) if out_dir is not None else None
+    if tc.mode == "none":
+        notes.append("training-free: strategy inserted into the trained baseline, no optimisation")
+        return FitResult(model, 0, 0.0, None, 0, notes)
+    rec = resolve_recipe(model_cfg, tc)
+    out = Path(state_dir) if state_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     step, seconds_before, last_loss = 0, 0.0, None
     t_frames = model.frames
     conf = model.in_channels == 3
-    if tc.mode != "none":
-        stride = tc.train_stride or (t_frames if model_cfg.pipeline == "seq2seq" else max(1, t_frames // 3))
-        clips = seq2seq_clips(data.train, t_frames, stride, with_confidence=conf)
-        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        steps_per_epoch = max(1, math.ceil(len(clips) / tc.batch_size))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: tc.lr_decay ** (s // steps_per_epoch))
-        state_path = out / STATE_FILE if out is not None else None
-        if state_path is not None and state_path.is_file():
-            st = _read_state(state_path)
-            if st.get("config") != json.dumps(model_cfg.to_dict(), sort_keys=True):
-                raise TrainError(f"{state_path} belongs to another configuration; use another --out")
-            load_state_dict_strict(model, st["model"])
-            try:
-                opt.load_state_dict(st["optimizer"])
-                sched.load_state_dict(st["scheduler"])
-                torch.set_rng_state(st["rng"])
-                step, seconds_before = int(st["step"]), float(st["seconds"])
-            except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
-                msg = " ".join(str(e).split())[:200]
-                raise TrainError(f"{state_path} is a corrupt train state ({type(e).__name__}: {msg})") from None
-            notes.append(f"resumed from step {step}")
-        resumed_from = step
-        loss_fn = objective_for(model_cfg.backbone, tc.loss)
-        model.train()
-        t0 = time.perf_counter()
-        deadline = t0 + tc.minutes * 60 - seconds_before if tc.minutes else math.inf
-        bar = tqdm(total=tc.steps, initial=step, disable=not progress, desc=model_cfg.label(), unit="step")
-        batches = _batches(clips, tc.batch_size, tc.seed, step // steps_per_epoch)
-        for _ in range(step % steps_per_epoch):  # skip what the interrupted epoch already consumed
-            next(batches)
-        while (tc.steps is None or step < tc.steps) and time.perf_counter() < deadline:
-            _, b = next(batches)
-            x, y = b["inputs"], b["targets"]
-            if tc.flip_augment:
-                flip = torch.rand(x.shape[0]) < 0.5
-                if flip.any():
-                    x, y = x.clone(), y.clone()
-                    x[flip] = flip_pose(x[flip], data.joints_left, data.joints_right)
-                    y[flip] = flip_pose(y[flip], data.joints_left, data.joints_right)
-            loss = loss_fn(model.forward_all(x), y)
-            if not bool(torch.isfinite(loss.detach())):
-                raise TrainError(
-                    f"training diverged: the loss is {float(loss.detach())} at step {step + 1} of "
-                    f"{model_cfg.label()} (lr {tc.lr:g}); nothing was saved for this run past step {step}"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            last_loss = float(loss.detach())
+    stride = tc.train_stride or (t_frames if model_cfg.pipeline == "seq2seq" else max(1, t_frames // 3))
+    clips = seq2seq_clips(data.train, t_frames, stride, with_confidence=conf)
+    opt = torch.optim.AdamW(model.parameters(), lr=rec.lr, weight_decay=tc.weight_decay, foreach=True)
+    steps_per_epoch = max(1, math.ceil(len(clips) / tc.batch_size))
+    warm = rec.warmup_steps
+
+    def lr_factor(s: int) -> float:
+        ramp = min(1.0, (s + 1) / warm) if warm else 1.0
+        return ramp * tc.lr_decay ** (s // steps_per_epoch)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    state_path = out / STATE_FILE if out is not None else None
+    if state_path is not None and state_path.is_file():
+        st = _read_state(state_path)
+        if st.get("config") != json.dumps(model_cfg.to_dict(), sort_keys=True):
+            raise TrainError(f"{state_path} belongs to another configuration; use another --out")
+        load_state_dict_strict(model, st["model"])
+        try:
+            opt.load_state_dict(st["optimizer"])
+            sched.load_state_dict(st["scheduler"])
+            torch.set_rng_state(st["rng"])
+            step, seconds_before = int(st["step"]), float(st["seconds"])
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
+            msg = " ".join(str(e).split())[:200]
+            raise TrainError(f"{state_path} is a corrupt train state ({type(e).__name__}: {msg})") from None
+        notes.append(f"resumed from step {step}")
+    resumed_from = step
+    loss_fn = objective_for(model_cfg.backbone, tc.loss, rec.loss_weights)
+    if rec.notes:
+        notes.append(f"recipe: {rec.notes}")
+    flipper = _Flip(data.train[0].positions_3d.shape[1], data.joints_left, data.joints_right)
+    model.train()
+    t0 = time.perf_counter()
+    deadline = t0 + tc.minutes * 60 - seconds_before if tc.minutes else math.inf
+    bar = tqdm(total=tc.steps, initial=step, disable=not progress, desc=model_cfg.label(), unit="step")
+    batches = _Batches(clips, tc.batch_size, tc.seed).iterate(step // steps_per_epoch)
+    for _ in range(step % steps_per_epoch):  # skip what the interrupted epoch already consumed
+        next(batches)
+    while (tc.steps is None or step < tc.steps) and time.perf_counter() < deadline:
+        x, y = next(batches)
+        if tc.flip_augment:
+            flip = torch.rand(x.shape[0]) < 0.5
+            x, y = flipper(x, flip), flipper(y, flip)
+        loss = loss_fn(model.forward_all(x), y)
+        if not bool(torch.isfinite(loss.detach())):
+            raise TrainError(
+                f"training diverged: the loss is {float(loss.detach())} at step {step + 1} of "
+                f"{model_cfg.label()} (lr {rec.lr:g}); nothing was saved for this run past step {step}"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        last_loss = loss.item()
+        if progress:
             bar.update(1)
             left = deadline - time.perf_counter()
-            bar.set_postfix(loss=f"{last_loss * 1000:.1f}mm", budget_left=f"{max(left, 0):.0f}s" if tc.minutes else "-")
-            if state_path is not None and (step % tc.checkpoint_every == 0):
-                _save_state(state_path, model, opt, sched, step, seconds_before + time.perf_counter() - t0, model_cfg)
-        bar.close()
-        seconds = seconds_before + time.perf_counter() - t0
-        if state_path is not None:
-            _save_state(state_path, model, opt, sched, step, seconds, model_cfg)
-    else:
-        seconds, resumed_from = 0.0, 0
-        notes.append("training-free: strategy inserted into the trained baseline, no optimisation")
+            left_text = f"{max(left, 0):.0f}s" if tc.minutes else "-"
+            bar.set_postfix(loss=f"{last_loss * 1000:.1f}mm", budget_left=left_text)
+        if state_path is not None and (step % tc.checkpoint_every == 0):
+            _save_state(state_path, model, opt, sched, step, seconds_before + time.perf_counter() - t0, model_cfg)
+    bar.close()
+    seconds = seconds_before + time.perf_counter() - t0
+    if state_path is not None:
+        _save_state(state_path, model, opt, sched, step, seconds, model_cfg)
+    return FitResult(model, step, seconds, last_loss, resumed_from, notes)
 
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: PoseDataset,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    init: Init = None,
+    progress: bool = True,
+    data_name: str = "synthetic",
+) -> TrainResult:
+    """Train (or not, for mode ``none``) and evaluate one configuration; see the module docstring."""
+    tc = train_cfg
+    f = fit(model_cfg, tc, data, out_dir, init=init, progress=progress)
+    out = Path(out_dir) if out_dir is not None else None
     ckpt_path = None
     if out is not None:
-        ckpt_path = str(save_checkpoint(model, out / MODEL_FILE))
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt_path = str(save_checkpoint(f.model, out / MODEL_FILE))
         _atomic_json(
             out / META_FILE,
-            {"model": model_cfg.to_dict(), "train": tc.model_dump(), "steps": step, "data": data_name},
+            {"model": model_cfg.to_dict(), "train": tc.model_dump(), "steps": f.steps, "data": data_name},
         )
     mode = output_mode(model_cfg)
+    seqs = data.test[:: tc.eval_every]
     result = evaluate(
-        model,
+        f.model,
         data,
         mode,
         flip=tc.test_flip,
         batch_size=tc.eval_batch,
         stride=tc.eval_stride,
+        sequences=seqs,
         precision=tc.eval_precision,
     )
     return TrainResult(
         config=model_cfg.to_dict(),
         mode=tc.mode,
-        steps=step,
-        seconds=seconds,
-        final_loss=last_loss,
+        steps=f.steps,
+        seconds=f.seconds,
+        final_loss=f.final_loss,
         checkpoint=ckpt_path,
         eval=result,
-        trivial_mpjpe_mm=trivial_mpjpe(data),
+        trivial_mpjpe_mm=trivial_mpjpe(data, sequences=seqs),
         data=data_name,
-        resumed_from=resumed_from,
-        notes=notes,
+        resumed_from=f.resumed_from,
+        notes=f.notes,
     )
 
 

@@ -7,6 +7,9 @@ declares none instead of falling back silently.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Mapping
 from typing import Literal
 
 from backbones import get_backbone_spec
@@ -17,8 +20,12 @@ class ObjectiveError(ValueError):
     """The requested objective does not exist for this backbone (one-line message)."""
 
 
-def objective_for(backbone: str, loss: Literal["paper", "mpjpe"] = "paper") -> LossFn:
-    """``loss='paper'``: the objective the backbone's registry entry declares; ``'mpjpe'``: plain MPJPE."""
+def objective_for(
+    backbone: str, loss: Literal["paper", "mpjpe"] = "paper", weights: Mapping[str, float] | None = None
+) -> LossFn:
+    """``loss='paper'``: the objective the backbone's registry entry declares; ``'mpjpe'``: plain MPJPE.
+
+    ``weights`` overrides some of the paper objective's term weights (a preset's recipe)."""
     if loss == "mpjpe":
         return mpjpe_objective
     if loss != "paper":
@@ -26,6 +33,10 @@ def objective_for(backbone: str, loss: Literal["paper", "mpjpe"] = "paper") -> L
     objective = get_backbone_spec(backbone).objective
     if objective is None:
         raise ObjectiveError(f"backbone '{backbone}' declares no paper objective; train it with --loss mpjpe")
+    if weights:
+        if "weights" not in inspect.signature(objective).parameters:
+            raise ObjectiveError(f"backbone '{backbone}' objective takes no term weights")
+        return functools.partial(objective, weights=dict(weights))
     return objective
 
 

@@ -169,3 +169,35 @@ def test_load_weights_puts_the_baseline_into_the_pruned_backbone(tmp_path):
     for k, v in base.state_dict().items():
         assert torch.equal(own[k], v), k
     assert set(own) - set(base.state_dict()) == set(model.hourglass.flat_names.values())
+
+
+def test_the_tiny_recipe_is_a_default_under_explicit_options():
+    from bench.training.loop import DEFAULT_LR, resolve_recipe
+
+    spec = get_backbone_spec("motionbert")
+    recipe = spec.presets["tiny"].recipe
+    assert recipe is not None and recipe.notes and spec.presets["paper"].recipe is None
+    tiny = ModelConfig.create("motionbert", "tiny")
+    r = resolve_recipe(tiny, TrainConfig())
+    assert (r.lr, r.warmup_steps, r.loss_weights) == (recipe.lr or DEFAULT_LR, recipe.warmup_steps, recipe.loss_weights)
+    r = resolve_recipe(tiny, TrainConfig(lr=0.01, warmup_steps=0))
+    assert (r.lr, r.warmup_steps) == (0.01, 0)
+    assert resolve_recipe(tiny, TrainConfig(loss="mpjpe")).loss_weights == {}
+    paper = resolve_recipe(ModelConfig.create("motionbert", "paper"), TrainConfig())
+    assert (paper.lr, paper.warmup_steps, paper.loss_weights) == (DEFAULT_LR, 0, {})
+
+
+def test_objective_weight_overrides_change_only_the_named_term():
+    from backbones.objectives import MOTIONBERT_WEIGHTS
+    from bench.training.objectives import ObjectiveError
+
+    torch.manual_seed(0)
+    model = ModelConfig.create("motionbert", "tiny").build().eval()
+    out = model.forward_all(torch.randn(2, 27, 17, 3))
+    y = torch.randn(2, 27, 17, 3) * 0.2
+    paper = objective_for("motionbert")(out, y)
+    same = objective_for("motionbert", "paper", dict(MOTIONBERT_WEIGHTS))(out, y)
+    no_vel = objective_for("motionbert", "paper", {"velocity": 0.0})(out, y)
+    assert torch.equal(paper, same) and float(no_vel) < float(paper)
+    with pytest.raises(ObjectiveError):
+        objective_for("mhformer", "paper", {"velocity": 1.0})

@@ -1,0 +1,56 @@
+"""Seed summaries and protocol verdicts of an accuracy grid's rows (mean ± sd over seeds).
+
+Rows of one configuration (label, training mode) differ only by seed; a fine-tuned or training-free
+row is compared with the row that evaluates its own baseline (same ``baseline_key``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: issue targets: baseline <= 0.5 x trivial; fine-tuned <= 1.10 x baseline; training-free <= 1.25 x baseline
+TARGETS = {"baseline": 0.5, "finetune": 1.10, "none": 1.25}
+
+
+def with_baseline(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with an MPJPE, plus ``baseline_mpjpe_mm`` (their baseline's row) and ``ratio`` / ``target``."""
+    ok = df[df["mpjpe_mm"].notna()].copy()
+    ok["baseline_key"] = ok["baseline_key"].fillna("").astype(str)
+    base = ok[(ok["pruner"] == "none") & (ok["baseline_key"] != "")].set_index("baseline_key")["mpjpe_mm"]
+    is_base = ok["pruner"] == "none"
+    ok["baseline_mpjpe_mm"] = ok["baseline_key"].map(base)
+    ok["ratio"] = (ok["mpjpe_mm"] / ok["baseline_mpjpe_mm"]).where(~is_base, ok["mpjpe_mm"] / ok["trivial_mpjpe_mm"])
+    ok["target"] = ok["train_mode"].map(TARGETS).where(~is_base, TARGETS["baseline"])
+    ok["meets"] = ok["ratio"] <= ok["target"]
+    return ok
+
+
+def summarise_seeds(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (label, train_mode): seeds, MPJPE mean ± sd, baseline and trivial means, target met."""
+    ok = with_baseline(df)
+    g = ok.groupby(["label", "train_mode"], sort=False)
+    out = g.agg(
+        seeds=("seed", "nunique"),
+        mpjpe_mean=("mpjpe_mm", "mean"),
+        mpjpe_sd=("mpjpe_mm", "std"),
+        baseline_mean=("baseline_mpjpe_mm", "mean"),
+        trivial_mean=("trivial_mpjpe_mm", "mean"),
+        ratio_mean=("ratio", "mean"),
+        target=("target", "first"),
+        meets_all=("meets", "all"),
+    ).reset_index()
+    out["mpjpe_sd"] = out["mpjpe_sd"].fillna(0.0)
+    out["MPJPE mm"] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(out["mpjpe_mean"], out["mpjpe_sd"], strict=True)]
+    return out
+
+
+def seed_table(df: pd.DataFrame) -> str:
+    """The seed summary as a GitHub table (the ratio is to the baseline, or to trivial for a baseline)."""
+    from tabulate import tabulate
+
+    s = summarise_seeds(df)
+    cols = ["label", "train_mode", "seeds", "MPJPE mm", "baseline_mean", "trivial_mean", "ratio_mean", "target"]
+    return tabulate(s[[*cols, "meets_all"]], headers="keys", tablefmt="github", showindex=False, floatfmt=".3g")
+
+
+__all__ = ["TARGETS", "seed_table", "summarise_seeds", "with_baseline"]
