@@ -61,12 +61,13 @@ def once(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gb, "train_baseline", counting)
         mp.setattr(loop, "load_weights", recording)
-        out = tmp / "res" / "results.csv"
+        out = tmp / "res"
         df = run_grid(load_grid(path), out)
-        ckpt = next((out.parent / "baselines").glob("*/model.pt"))
+        ckpt = next((out / "baselines").glob("*/model.pt"))
         mtime = ckpt.stat().st_mtime_ns
         run_grid(load_grid(path), out)  # everything done: nothing runs
-        out.unlink()
+        for f in out.glob("*.jsonl"):  # the results go; the cached baseline stays
+            f.unlink()
         df2 = run_grid(load_grid(path), out)  # every cell again, the baseline from the cache
     return {"df": df, "df2": df2, "calls": calls, "loaded": loaded, "ckpt": ckpt, "mtime": mtime, "path": path}
 
@@ -95,7 +96,7 @@ def test_finetuned_cell_starts_from_the_baseline_weights(once):
 
 
 def test_same_grid_and_seed_give_identical_mpjpe(once, tmp_path):
-    again = run_grid(load_grid(once["path"]), tmp_path / "results.csv")
+    again = run_grid(load_grid(once["path"]), tmp_path / "again")
     a = once["df"].set_index("cell_id")["mpjpe_mm"]
     b = again.set_index("cell_id")["mpjpe_mm"].loc[a.index]
     assert (a.to_numpy() == b.to_numpy()).all()
@@ -107,7 +108,7 @@ def test_training_free_cell_with_parameters_is_refused_in_one_line(tmp_path, cap
     path.write_text(grid_text(tmp_path, modes="[none]").replace("[strided]", "[mixste]"))
     with pytest.raises(GridError, match="parameter-free"):
         load_grid(path)
-    assert main(["run", str(path), "--out", str(tmp_path / "r.csv")]) == 2
+    assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "adds" in err[0]
     ok = grid_text(tmp_path, modes="[{none: {recoverers: [interpolation]}}]").replace("[strided]", "[mixste]")
@@ -128,7 +129,7 @@ def test_grid_cells_need_a_step_budget(tmp_path, key):
 def test_killed_baseline_resumes_instead_of_restarting(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(grid_text(tmp_path / "cache", baseline_steps=40, checkpoint_every=4))
-    out = tmp_path / "res" / "results.csv"
+    out = tmp_path / "res"
     code = f"from bench.grid import load_grid, run_grid; run_grid(load_grid({str(path)!r}), {str(out)!r})"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
@@ -136,7 +137,7 @@ def test_killed_baseline_resumes_instead_of_restarting(tmp_path):
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
-            found = list((out.parent / "baselines").glob("*/train_state.pt"))
+            found = list((out / "baselines").glob("*/train_state.pt"))
             if found:
                 state = found[0]
                 time.sleep(0.2)  # the file is replaced atomically; read what is there
