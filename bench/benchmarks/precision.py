@@ -24,8 +24,6 @@ from tabulate import tabulate
 
 from bench.config import ConfigError, ModelConfig, SpeedConfig, validate
 
-BACKBONES = ("mixste", "motionbert", "mhformer", "strided")
-
 
 def output_change(cfg: ModelConfig, precision: str, batch: int = 1, device: str = "cpu") -> tuple[float, float]:
     """(relative L2 change, relative max change) of ``cfg``'s output under ``precision`` vs fp32."""
@@ -45,7 +43,7 @@ def output_change(cfg: ModelConfig, precision: str, batch: int = 1, device: str 
 
 
 def run_precision(
-    backbones: Sequence[str] = BACKBONES,
+    backbones: Sequence[str] | None = None,
     *,
     preset: str = "paper",
     precision: str = "bf16",
@@ -72,7 +70,9 @@ def run_precision(
     )
     check_device(speed)
     rows: list[dict[str, Any]] = []
-    for name in backbones:
+    from backbones import list_backbones
+
+    for name in backbones if backbones is not None else list_backbones():
         cfg = ModelConfig.create(name, preset)
         ref, low = time_round_robin([cfg, cfg], speed, precisions=["fp32", precision])
         ratio = paired_speedup(low.latency_ms, ref.latency_ms)  # per-round low / fp32
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
-    names = [b for arg in args.backbones for b in arg.split(",") if b] if args.backbones else list(BACKBONES)
+    names = [b for arg in args.backbones for b in arg.split(",") if b] if args.backbones else None
     try:
         rows = run_precision(
             names,

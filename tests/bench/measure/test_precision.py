@@ -59,12 +59,12 @@ def test_cli_fp16_on_cpu_exits_2_with_one_line() -> None:
 @pytest.mark.parametrize(
     ("args", "start"),
     [
-        (["--batch", "0"], "error: speed.batch:"),
-        (["--iters", "0"], "error: speed.iters:"),
-        (["--warmup", "-1"], "error: speed.warmup:"),
-        (["--threads", "0"], "error: speed.threads:"),
-        (["--device", "gpu"], "error: speed.device: must be cpu or cuda[:N]"),
-        (["--precision", "fp8"], "error: speed.precision:"),
+        (["--batch", "0"], "error: --batch:"),
+        (["--iters", "0"], "error: --iters:"),
+        (["--warmup", "-1"], "error: --warmup:"),
+        (["--threads", "0"], "error: --threads:"),
+        (["--device", "gpu"], "error: --device: must be cpu or cuda[:N]"),
+        (["--precision", "fp8"], "error: --precision:"),
     ]
     + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "error: speed.device: 'cuda' requested")]),
 )
@@ -77,7 +77,7 @@ def test_cli_speed_options_are_validated(args: list[str], start: str, capsys: py
 def test_cli_train_and_evaluate_refuse_fp16(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["train", "-b", "mixste", "-p", "tiny", "--steps", "1", "--precision", "fp16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: train.eval_precision: fp16 runs on CUDA only")
+    assert len(err) == 1 and err[0].startswith("error: --precision: fp16 runs on CUDA only")
     ckpt = tmp_path / "w.pt"
     torch.save(TINY.build().state_dict(), ckpt)
     assert main(["evaluate", "-b", "mixste", "-p", "tiny", "--checkpoint", str(ckpt), "--precision", "fp16"]) == 2
