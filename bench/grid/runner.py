@@ -147,7 +147,8 @@ def pending_tasks(
                 if not store.has_cell(m, c["cell_id"]):
                     copies.append({**rec, "cell_id": c["cell_id"], "seed": c["seed"], "key": key, "measure": m})
                 continue
-            todo.append({**c, "measure": [m], "key": key})
+            # only accuracy depends on a baseline: a FLOPs or speed task never waits for one to train
+            todo.append({**c, "measure": [m], "key": key, "baseline": c.get("baseline") if m == "accuracy" else None})
     return todo, copies
 
 
@@ -213,10 +214,15 @@ def run_grid(
         if limit is not None:
             keep = list(dict.fromkeys(t["cell_id"] for t in todo))[:limit]
             todo = [t for t in todo if t["cell_id"] in set(keep)]
-        if any(t.get("baseline") for t in todo):
-            _prepare_baselines(todo, Path(out_dir))
         keys = {(t["cell_id"], t["measure"][0]): t["key"] for t in todo}
-        for i, row in enumerate(executor(todo), 1):
+        if not any(t.get("baseline") for t in todo):
+            rows = executor(todo)
+        elif getattr(executor, "handles_baselines", False):  # Ray: baselines are task dependencies
+            rows = executor(todo, baseline_root=Path(out_dir) / "baselines")  # type: ignore[call-arg]
+        else:
+            _prepare_baselines(todo, Path(out_dir))
+            rows = executor(todo)
+        for i, row in enumerate(rows, 1):
             row["key"] = keys.get((row["cell_id"], row["measure"]))
             store.append(row["measure"], row)
             if progress is not None:
