@@ -400,6 +400,9 @@ def _dry_run(plan: Any, measures: list[str], out: Path, limit: int | None) -> in
     _print_skipped(plan.skipped)
     sub = type(plan)(plan.grid, cells, plan.skipped, plan.tokens_fraction)
     print(format_estimate(estimate(sub, measures)))
+    g = plan.grid
+    if g.data.source == "h36m" and "accuracy" in measures and not g.data.data_root:
+        print("note: data.data_root is not set; a run that measures accuracy needs --set data.data_root=DIR")
     print(f"{len(cells)} cells, {len(plan.skipped)} skipped")
     return 0
 

@@ -28,15 +28,23 @@ def expand(grid: Grid) -> list[dict[str, Any]]:
     """All cells of a grid, in a stable order; a baseline (pruner none) appears once per backbone."""
     cells: list[dict[str, Any]] = []
     seen: set[str] = set()
+    for backbone in grid.backbones:
+        cells += _expand_backbone(grid.for_backbone(backbone), backbone, seen)
+    return cells
+
+
+def _expand_backbone(grid: Grid, backbone: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The cells of one backbone (``grid`` already carries its ``by_backbone`` axes)."""
+    cells: list[dict[str, Any]] = []
     train = grid.train.model_dump(exclude={"seed"})
     modes = grid.modes or [train["mode"]]
-    for backbone, preset, seed, pruner, mode in itertools.product(
-        grid.backbones, grid.presets, grid.seeds, grid.pruners, modes
-    ):
+    sweep = list(itertools.product(grid.tokens, grid.depths))
+    for preset, seed, pruner, mode in itertools.product(grid.presets, grid.seeds, grid.pruners, modes):
         if pruner == "none":
             combos: Iterable[tuple[Any, Any, Any]] = [(None, None, None)]
         else:
-            pairs = [(s.tokens, s.depths) for s in grid.schedules] or list(itertools.product(grid.tokens, grid.depths))
+            pairs = [(s.tokens, s.depths) for s in grid.schedules]
+            pairs = [*sweep, *pairs] if grid.sweeps_tokens() or not pairs else pairs
             combos = ((r, t, k) for r in grid.recoverers for t, k in pairs)
         for recoverer, tokens, depths in combos:
             rec_name = recoverer or "attention"

@@ -22,7 +22,7 @@ import pandas as pd
 from bench.config import ModelConfig, stable_id
 from bench.grid.executors import Executor, local_executor
 from bench.grid.expand import expand
-from bench.grid.spec import Grid, GridError
+from bench.grid.spec import Grid, GridError, check_data
 from bench.grid.store import ResultStore
 
 
@@ -175,8 +175,8 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _check_device(grid: Grid, remote: bool) -> None:
-    if "speed" in grid.measure and grid.speed.device.startswith("cuda") and not remote:
+def _check_device(grid: Grid, measures: Iterable[str], remote: bool) -> None:
+    if "speed" in measures and grid.speed.device.startswith("cuda") and not remote:
         import torch
 
         if not torch.cuda.is_available():
@@ -202,7 +202,8 @@ def run_grid(
     plan = grid if isinstance(grid, Plan) else plan_grid(grid)
     g = plan.grid
     measures = [m for m in g.measure if only is None or m in set(only)]
-    _check_device(g, remote)
+    _check_device(g, measures, remote)
+    check_data(g, measures)  # missing Human3.6M files: one line before any cell runs
     with ResultStore(out_dir, fsync=fsync) as store:
         import yaml
 
