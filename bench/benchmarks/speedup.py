@@ -1,6 +1,6 @@
 """Measured speedup of each backbone's HoT/TPC configuration next to its FLOPs ratio (issue 4, item 6).
 
-    python -m bench.benchmarks.speedup --preset paper --backbones mixste --warmup 2 --iters 5 --threads 2
+    python run_bench.py speedup --preset paper --backbone mixste --warmup 2 --iters 5 --threads 2
 
 For every backbone the baseline and its published hourglass configuration(s) are timed
 round-robin in **one** process (:func:`bench.measure.speed.compare_speed`), so the ratio is meaningful even
@@ -16,10 +16,7 @@ At non-paper presets the token count is scaled to T/3 and the pruning depth clam
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,8 +64,8 @@ def run_speedup(
     backbones: Sequence[str] | None = None,
     *,
     preset: str = "paper",
-    warmup: int = 2,
-    iters: int = 5,
+    warmup: int | None = None,
+    iters: int | None = None,
     threads: int | None = None,
     batch: int = 1,
     device: str = "cpu",
@@ -76,8 +73,9 @@ def run_speedup(
     """One row per (backbone, variant): measured speedup, FLOPs ratios and their quotients."""
     from backbones import list_backbones
     from bench.measure.flops.core import count_canonical
-    from bench.measure.speed import compare_speed
+    from bench.measure.speed import compare_speed, protocol_defaults
 
+    warmup, iters = protocol_defaults(warmup, iters)  # the one speed protocol: SpeedConfig's defaults
     names = list(backbones) if backbones else list_backbones()
     rows: list[dict[str, Any]] = []
     for backbone in names:
@@ -175,35 +173,3 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             "Ratios are comparable within this run only."
         )
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.benchmarks.speedup``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.speedup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="paper", help="paper | small | tiny (default: paper)")
-    parser.add_argument("--backbones", nargs="*", default=None, help="default: every registered one with a variant")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    args = parser.parse_args(argv)
-    rows = run_speedup(
-        args.backbones,
-        preset=args.preset,
-        warmup=args.warmup,
-        iters=args.iters,
-        threads=args.threads,
-        batch=args.batch,
-        device=args.device,
-    )
-    if args.format == "json":
-        print(json.dumps(rows, indent=2, default=str))
-    else:
-        print(format_rows(rows))
-    return 1 if any(r.get("error") for r in rows) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -215,6 +215,11 @@ def run_grid(
         if limit is not None:
             keep = list(dict.fromkeys(t["cell_id"] for t in todo))[:limit]
             todo = [t for t in todo if t["cell_id"] in set(keep)]
+        # one task per (measure, key): the seeds of a cell share its FLOPs and speed; the others get copies
+        same: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for t in todo:
+            same.setdefault((t["measure"][0], t["key"]), []).append(t)
+        todo = [ts[0] for ts in same.values()]
         keys = {(t["cell_id"], t["measure"][0]): t["key"] for t in todo}
         if not any(t.get("baseline") for t in todo):
             rows = executor(todo)
@@ -226,6 +231,8 @@ def run_grid(
         for i, row in enumerate(rows, 1):
             row["key"] = keys.get((row["cell_id"], row["measure"]))
             store.append(row["measure"], row)
+            for t in same.get((row["measure"], row["key"]), [])[1:]:
+                store.append(row["measure"], {**row, "cell_id": t["cell_id"], "seed": t["seed"]})
             if progress is not None:
                 progress(row, i, len(todo))
     df = store.read()

@@ -296,17 +296,27 @@ def _finish(prep: _Prepared) -> SpeedResult:
 
 
 # ---- public API ----------------------------------------------------------------------------------
+def protocol_defaults(warmup: int | None, iters: int | None) -> tuple[int, int]:
+    """``warmup`` and ``iters``, ``None`` replaced by :class:`~bench.config.SpeedConfig`'s defaults."""
+    from bench.config import SpeedConfig
+
+    d = SpeedConfig()
+    return (d.warmup if warmup is None else warmup), (d.iters if iters is None else iters)
+
+
 def measure_speed(
     cfg: ModelConfig,
     *,
     batch: int = 1,
-    warmup: int = 10,
-    iters: int = 40,
+    warmup: int | None = None,
+    iters: int | None = None,
     threads: int | None = None,
     device: str = "cpu",
     flip: bool = False,
 ) -> SpeedResult:
-    """Time ``cfg`` alone: ``warmup`` untimed calls, then ``iters`` timed calls (see module docstring)."""
+    """Time ``cfg`` alone: ``warmup`` untimed calls, then ``iters`` timed calls (see module docstring).
+
+    ``None``: :class:`~bench.config.SpeedConfig`'s defaults (the suite's one speed protocol)."""
     return compare_speed([cfg], batch=batch, warmup=warmup, iters=iters, threads=threads, device=device, flip=flip)[0]
 
 
@@ -314,8 +324,8 @@ def compare_speed(
     cfgs: Sequence[ModelConfig],
     *,
     batch: int = 1,
-    warmup: int = 10,
-    iters: int = 40,
+    warmup: int | None = None,
+    iters: int | None = None,
     threads: int | None = None,
     device: str = "cpu",
     flip: bool = False,
@@ -325,6 +335,7 @@ def compare_speed(
     Every model is built and warmed up first; then ``iters`` rounds each time one call of every
     configuration, the order rotating from round to round so no model always follows the same one.
     """
+    warmup, iters = protocol_defaults(warmup, iters)
     if batch < 1 or iters < 1 or warmup < 0:
         raise ValueError(f"need batch >= 1, iters >= 1, warmup >= 0 (got {batch}, {iters}, {warmup})")
     dev = torch.device(device)

@@ -189,3 +189,18 @@ def test_h36m_grid_plans_without_data_and_refuses_to_run_before_any_cell(tmp_pat
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.jsonl"))
     df = run_grid(grid, tmp_path / "r", local_executor, only=["flops"], limit=1)  # FLOPs need no data
     assert len(df) == 1 and "gflops" in df
+
+
+def test_seeds_share_one_flops_task(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(GRID.replace("presets: [tiny]", "presets: [tiny]\nseeds: [0, 1, 2]"))
+    ran: list[str] = []
+
+    def counting(cells):
+        ran.extend(c["cell_id"] for c in cells)
+        return local_executor(cells)
+
+    models = len(plan_grid(load_grid(p)).cells) // 3
+    df = run_grid(load_grid(p), tmp_path / "r", counting)
+    assert models == 8 and len(df) == 3 * models and len(ran) == models  # one FLOPs count per model, not per seed
+    assert df.groupby(["label"])["gflops"].nunique().eq(1).all() and sorted(set(df["seed"])) == [0, 1, 2]
