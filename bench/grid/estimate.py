@@ -7,8 +7,8 @@ Assumptions (printed with every estimate):
 - a CPU runs a model at the GFLOP/s of a 512 x 512 fp32 matmul timed here (the calibration);
   a GPU at ``GPU_GFLOPS`` effective, with at least ``GPU_CALL_MS`` per call (launch overhead),
   a call being one batch (a training step, a timed iteration, 256 test clips);
-- FLOPs: one meta count per cell, as long as the calibration count of its backbone took;
-- speed: (warm-up + iterations) calls of the speed batch;
+- FLOPs: one meta count per model (seeds share it), as long as the calibration count of its backbone took;
+- speed: (warm-up + iterations) calls of the speed batch, once per model (seeds share it);
 - accuracy: training = steps x batch x 3 forward-equivalents (forward + backward), with each cell's
   own ``train`` (``by_backbone`` budgets), evaluation = the
   test set once with flip (Human3.6M: 543,344 test frames; synthetic: 10% of the training cost);
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.config import ModelConfig, TrainConfig, stable_id
-from bench.grid.runner import Plan
+from bench.grid.runner import Plan, measure_key
 
 GPU_GFLOPS = 20_000.0
 GPU_CALL_MS = 2.0
@@ -86,6 +86,7 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
 
     hours: dict[str, dict[str, float]] = {m: {"cpu": 0.0, "gpu": 0.0} for m in measures}
     baselines: set[tuple[Any, ...]] = set()
+    counted: dict[str, set[str]] = {"cpu": set(), "gpu": set()}
     for c in plan.cells:
         m = c["model"]
         bkey = stable_id({"b": m["backbone"], "p": m["preset"], "o": m["overrides"]})
@@ -93,9 +94,11 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
         frames, out_frames = base[bkey][2], base[bkey][3]
         tr = TrainConfig(**c["train"])  # per cell: by_backbone gives each backbone its paper's budget
         for dev in ("cpu", "gpu"):
-            if "flops" in hours:
+            if "flops" in hours and (once := measure_key(c, "flops")) not in counted[dev]:
+                counted[dev].add(once)  # the seeds of a model share one count (one task per measure key)
                 hours["flops"][dev] += base[bkey][1] / 3600  # a meta count: CPU work either way
-            if "speed" in hours:
+            if "speed" in hours and (once := measure_key(c, "speed")) not in counted[dev]:
+                counted[dev].add(once)
                 calls = g.speed.warmup + g.speed.iters
                 hours["speed"][dev] += calls * call_s(gf * g.speed.batch, dev) / 3600
             if "accuracy" in hours:
@@ -126,13 +129,14 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
         f"CPU rate {rate:.1f} GFLOP/s (512x512 fp32 matmul, calibrated here); GPU {GPU_GFLOPS / 1000:.0f} TFLOP/s "
         f"effective, >= {GPU_CALL_MS:g} ms per call",
         "cell GFLOPs = meta count of its backbone configuration x kept-token fraction over the blocks",
-        f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) calls of batch {g.speed.batch} per cell",
+        f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) calls of batch {g.speed.batch} per model"
+        " (seeds share it)",
         "accuracy: train "
         + "; ".join(sorted(budgets))
         + " x 3 (fwd+bwd) at the cell's GFLOPs; eval "
         + ("543,344 H36M test frames with flip" if g.data.source == "h36m" else "10% of training (synthetic)")
         + f"; {len(baselines)} shared baseline trainings counted",
-        "flops: one meta count per cell (CPU work; the same on a GPU node)",
+        "flops: one meta count per model, shared by its seeds (CPU work; the same on a GPU node)",
     ]
     return est
 

@@ -204,3 +204,17 @@ def test_seeds_share_one_flops_task(tmp_path):
     df = run_grid(load_grid(p), tmp_path / "r", counting)
     assert models == 8 and len(df) == 3 * models and len(ran) == models  # one FLOPs count per model, not per seed
     assert df.groupby(["label"])["gflops"].nunique().eq(1).all() and sorted(set(df["seed"])) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_full_grid_dry_run_prints_cells_hours_and_assumptions(capsys, tmp_path):
+    from bench.cli import main
+
+    assert main(["run", "full", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2172 cells, 0 skipped" in out and "data.data_root is not set" in out
+    for measure in ("flops", "speed", "accuracy"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(measure) and "CPU-hours" in x)
+        assert float(line.split()[3]) > 0  # GPU-hours
+    assert "mixste 256800 steps x batch 4" in out and "12 shared baseline trainings" in out
+    assert not (tmp_path / "full").exists()  # a dry run writes nothing
