@@ -86,6 +86,32 @@ def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
     )
 
 
+SPEED_FLAGS = {k: f"--{k}" for k in ("batch", "warmup", "iters", "threads", "device", "precision")}
+PRECISION_HELP = "fp32 (default), bf16 (torch.autocast; CPU and CUDA) or fp16 (autocast; CUDA only)"
+
+
+def add_speed_args(p: argparse.ArgumentParser) -> None:
+    """The one speed protocol's flags; unset ones take :class:`~bench.config.SpeedConfig`'s defaults."""
+    from bench.config import SpeedConfig
+
+    d = SpeedConfig()
+    g = p.add_argument_group("speed protocol (defaults: bench.config.SpeedConfig)")
+    g.add_argument("--batch", type=int, default=None, help=f"clips per forward (default {d.batch})")
+    g.add_argument("--warmup", type=int, default=None, help=f"untimed calls first (default {d.warmup})")
+    g.add_argument("--iters", type=int, default=None, help=f"timed calls (default {d.iters})")
+    g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    g.add_argument("--device", default=None, help=f"cpu or cuda[:N] (default {d.device})")
+    g.add_argument("--precision", default=None, help=f"{PRECISION_HELP} (default {d.precision})")
+
+
+def speed_config_from_args(a: argparse.Namespace):  # -> SpeedConfig
+    """The :class:`SpeedConfig` of the speed flags (only those given; the rest are its defaults)."""
+    from bench.config import SpeedConfig
+
+    values = {k: getattr(a, k) for k in SPEED_FLAGS if getattr(a, k, None) is not None}
+    return config_from_flags(SpeedConfig, values, SPEED_FLAGS)
+
+
 def _print(obj: Any, fmt: str, text: Callable[[Any], str]) -> None:
     if fmt == "json":
         print(json.dumps(obj, indent=2, default=str))
@@ -159,16 +185,11 @@ def cmd_flops(a: argparse.Namespace) -> int:
 
 
 # ---- speed -----------------------------------------------------------------------------------
-SPEED_FLAGS = {k: f"--{k}" for k in ("batch", "warmup", "iters", "threads", "device", "precision")}
-
-
 def cmd_speed(a: argparse.Namespace) -> int:
-    from bench.config import SpeedConfig
     from bench.measure.speed import check_device, measure_speed
 
     cfg = model_config_from_args(a)
-    values = {"batch": a.batch, "warmup": a.warmup, "iters": a.iters, "threads": a.threads, "device": a.device}
-    sc = config_from_flags(SpeedConfig, values | {"precision": a.precision}, SPEED_FLAGS)
+    sc = speed_config_from_args(a)
     check_device(sc)
     r = measure_speed(cfg, **sc.model_dump(), flip=a.flip).to_dict()
 
@@ -181,9 +202,6 @@ def cmd_speed(a: argparse.Namespace) -> int:
 
     _print(r, a.format, text)
     return 0
-
-
-PRECISION_HELP = "fp32 (default), bf16 (torch.autocast; CPU and CUDA) or fp16 (autocast; CUDA only)"
 
 
 # ---- train / evaluate ------------------------------------------------------------------------
@@ -418,8 +436,64 @@ def _dry_run(plan: Any, measures: list[str], out: Path, limit: int | None) -> in
     _print_skipped(plan.skipped)
     sub = type(plan)(plan.grid, cells, plan.skipped, plan.tokens_fraction)
     print(format_estimate(estimate(sub, measures)))
+    g = plan.grid
+    if g.data.source == "h36m" and "accuracy" in measures and not g.data.data_root:
+        print("note: data.data_root is not set; a run that measures accuracy needs --set data.data_root=DIR")
     print(f"{len(cells)} cells, {len(plan.skipped)} skipped")
     return 0
+
+
+# ---- benchmarks: speedup, study, paper targets ---------------------------------------------------
+def _backbones_arg(a: argparse.Namespace) -> list[str] | None:
+    if not a.backbone:
+        return None
+    from backbones import list_backbones
+
+    names = [n.strip() for n in a.backbone.split(",") if n.strip()]
+    for n in names:
+        if not list_backbones([n]):
+            raise UserError(f"--backbone: unknown backbone '{n}' (known: {', '.join(list_backbones())})")
+    return names
+
+
+def cmd_speedup(a: argparse.Namespace) -> int:
+    """Each backbone's published hourglass configurations timed against its baseline in one process."""
+    from bench.benchmarks.speedup import format_rows, run_speedup
+    from bench.measure.speed import check_device
+
+    sc = speed_config_from_args(a)
+    names = _backbones_arg(a)
+    check_device(sc)
+    rows = run_speedup(
+        names,
+        preset=a.preset,
+        warmup=sc.warmup,
+        iters=sc.iters,
+        threads=sc.threads,
+        batch=sc.batch,
+        device=sc.device,
+        precision=sc.precision,
+    )
+    _print(rows, a.format, format_rows)
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
+def cmd_targets(a: argparse.Namespace) -> int:
+    """The published FLOPs of every HoT/TPC configuration against ours."""
+    from bench.measure.flops.targets import format_targets, paper_targets, reproduce_targets
+
+    names = _backbones_arg(a)
+    targets = tuple(t for t in paper_targets() if names is None or t.backbone in names)
+    rows = reproduce_targets(targets)
+    _print(rows, a.format, format_targets)
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
+def cmd_study(a: argparse.Namespace) -> int:
+    """The accuracy study: ``run study`` (configs/study.yaml: baseline, fine-tuned pruners and training-free
+    MPJPE per backbone over seeds 0, 1, 2); the run ends with the mean ± sd table over seeds."""
+    a.grid = "study"
+    return cmd_run(a)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -433,6 +507,25 @@ def cmd_default(a: argparse.Namespace) -> int:
     a.grid, a.out, a.workers, a.ray, a.ray_address, a.limit = "quick", None, 1, False, None, None
     a.set, a.dry_run, a.only, a.retry_failed = [], False, None, False
     return cmd_run(a)
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The flags of ``run`` (and of ``study``, its alias for one grid)."""
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a grid key by its dotted path (repeatable)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the cells, skipped cells and estimated cost; run nothing"
+    )
+    p.add_argument(
+        "--only", default=None, metavar="MEASURES", help="comma-separated measures to take (flops,speed,accuracy)"
+    )
+    p.add_argument("--out", default=None, help="results root (default ./results); rows go to OUT/<grid name>/")
+    p.add_argument("--retry-failed", action="store_true", help="run the stored error rows again")
+    p.add_argument("--workers", type=int, default=1, help="worker processes; a crashing cell becomes an error row")
+    p.add_argument("--ray", action="store_true", help="run cells as Ray tasks (needs the [ray] extra)")
+    p.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto)")
+    p.add_argument("--limit", type=int, default=None, help="run at most N pending cells")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -459,12 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("speed", help="latency and throughput of one configuration (stated protocol)")
     add_model_args(ps)
-    ps.add_argument("--batch", type=int, default=1, help="clips per forward (default 1)")
-    ps.add_argument("--warmup", type=int, default=10)
-    ps.add_argument("--iters", type=int, default=40)
-    ps.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    ps.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    ps.add_argument("--precision", default="fp32", help=PRECISION_HELP)
+    add_speed_args(ps)
     ps.add_argument("--flip", action="store_true", help="time test-time flip augmentation (two passes)")
     ps.add_argument("--format", choices=["text", "json"], default="text")
     ps.set_defaults(func=cmd_speed)
@@ -498,22 +586,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("run", help="run a YAML grid (resumable; one results row per cell)")
     pr.add_argument("grid", nargs="?", default="quick", help="packaged grid name (see `list configs`) or a grid file")
-    pr.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a grid key by its dotted path (repeatable)"
-    )
-    pr.add_argument(
-        "--dry-run", action="store_true", help="print the cells, skipped cells and estimated cost; run nothing"
-    )
-    pr.add_argument(
-        "--only", default=None, metavar="MEASURES", help="comma-separated measures to take (flops,speed,accuracy)"
-    )
-    pr.add_argument("--out", default=None, help="results root (default ./results); rows go to OUT/<grid name>/")
-    pr.add_argument("--retry-failed", action="store_true", help="run the stored error rows again")
-    pr.add_argument("--workers", type=int, default=1, help="worker processes; a crashing cell becomes an error row")
-    pr.add_argument("--ray", action="store_true", help="run cells as Ray tasks (needs the [ray] extra)")
-    pr.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto)")
-    pr.add_argument("--limit", type=int, default=None, help="run at most N pending cells")
+    _add_run_args(pr)
     pr.set_defaults(func=cmd_run)
+
+    pu = sub.add_parser("study", help="the accuracy study over seeds: `run study` plus its seed summary")
+    _add_run_args(pu)
+    pu.set_defaults(func=cmd_study)
+
+    pv = sub.add_parser("speedup", help="each backbone's published HoT/TPC forms timed against its baseline")
+    pv.add_argument("--backbone", "-b", default=None, help="comma-separated backbones (default: all with a variant)")
+    pv.add_argument("--preset", "-p", default="paper", help="backbone preset (default paper)")
+    add_speed_args(pv)
+    pv.add_argument("--format", choices=["text", "json"], default="text")
+    pv.set_defaults(func=cmd_speedup)
+
+    pg = sub.add_parser("targets", help="the published FLOPs of every HoT/TPC configuration against ours")
+    pg.add_argument("--backbone", "-b", default=None, help="comma-separated backbones (default: all)")
+    pg.add_argument("--format", choices=["text", "json"], default="text")
+    pg.set_defaults(func=cmd_targets)
 
     pp = sub.add_parser("report", help="tables and plots of a results folder, from its stored rows alone")
     pp.add_argument("results", help="results folder (holding results.csv) or the CSV itself")

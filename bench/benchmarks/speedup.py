@@ -1,6 +1,6 @@
 """Measured speedup of each backbone's HoT/TPC configuration next to its FLOPs ratio (issue 4, item 6).
 
-    python -m bench.benchmarks.speedup --preset paper --backbones mixste --warmup 2 --iters 5 --threads 2
+    python run_bench.py speedup --preset paper --backbone mixste --warmup 2 --iters 5 --threads 2
 
 For every backbone the baseline and its published hourglass configuration(s) are timed
 round-robin in **one** process (:func:`bench.measure.speed.compare_speed`), so the ratio is meaningful even
@@ -16,16 +16,13 @@ At non-paper presets the token count is scaled to T/3 and the pruning depth clam
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from tabulate import tabulate
 
 from backbones import HourglassVariant
-from bench.config import ConfigError, ModelConfig
+from bench.config import ModelConfig
 
 
 def base_preset(backbone: str, preset: str) -> str:
@@ -66,8 +63,8 @@ def run_speedup(
     backbones: Sequence[str] | None = None,
     *,
     preset: str = "paper",
-    warmup: int = 2,
-    iters: int = 5,
+    warmup: int | None = None,
+    iters: int | None = None,
     threads: int | None = None,
     batch: int = 1,
     device: str = "cpu",
@@ -77,8 +74,9 @@ def run_speedup(
     from backbones import list_backbones
     from bench.config import SpeedConfig, validate
     from bench.measure.flops.core import count_canonical
-    from bench.measure.speed import check_device, compare_speed, paired_speedup
+    from bench.measure.speed import check_device, compare_speed, paired_speedup, protocol_defaults
 
+    warmup, iters = protocol_defaults(warmup, iters)  # the one speed protocol: SpeedConfig's defaults
     speed = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads, "device": device}
     check_device(validate(SpeedConfig, {**speed, "precision": precision}, "speed"))  # a user mistake stops here
     names = list(backbones) if backbones else list_backbones()
@@ -183,44 +181,3 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             "Ratios are comparable within this run only."
         )
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.benchmarks.speedup``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.speedup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="paper", help="paper | small | tiny (default: paper)")
-    parser.add_argument(
-        "--backbones", nargs="*", default=None, help="names or a comma list (default: every registered one)"
-    )
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", help="fp32, bf16 (autocast) or fp16 (CUDA only)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    args = parser.parse_args(argv)
-    backbones = [b for arg in args.backbones for b in arg.split(",") if b] if args.backbones else None
-    try:
-        rows = run_speedup(
-            backbones,
-            preset=args.preset,
-            warmup=args.warmup,
-            iters=args.iters,
-            threads=args.threads,
-            batch=args.batch,
-            device=args.device,
-            precision=args.precision,
-        )
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.format == "json":
-        print(json.dumps(rows, indent=2, default=str))
-    else:
-        print(format_rows(rows))
-    return 1 if any(r.get("error") for r in rows) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

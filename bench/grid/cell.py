@@ -35,8 +35,8 @@ def _speed_fields(cfg: ModelConfig, opts: Mapping[str, Any]) -> dict[str, Any]:
     r = measure_speed(
         cfg,
         batch=int(opts.get("batch", 1)),
-        warmup=int(opts.get("warmup", 5)),
-        iters=int(opts.get("iters", 20)),
+        warmup=opts.get("warmup"),  # None: SpeedConfig's defaults
+        iters=opts.get("iters"),
         threads=opts.get("threads"),
         device=str(opts.get("device", "cpu")),
     ).to_dict()

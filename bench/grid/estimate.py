@@ -5,10 +5,12 @@ Assumptions (printed with every estimate):
 - a cell's GFLOPs = its backbone configuration's canonical count on ``meta`` x the fraction of
   frame tokens its schedule keeps across the blocks (block cost taken as linear in tokens);
 - a CPU runs a model at the GFLOP/s of a 512 x 512 fp32 matmul timed here (the calibration);
-  a GPU at ``GPU_GFLOPS`` effective, with at least ``GPU_CALL_MS`` per call (launch overhead);
-- FLOPs: one meta count per cell, as long as the calibration count of its backbone took;
-- speed: (warm-up + iterations) calls, x2 with flip;
-- accuracy: training = steps x batch x 3 forward-equivalents (forward + backward), evaluation = the
+  a GPU at ``GPU_GFLOPS`` effective, with at least ``GPU_CALL_MS`` per call (launch overhead),
+  a call being one batch (a training step, a timed iteration, 256 test clips);
+- FLOPs: one meta count per model (seeds share it), as long as the calibration count of its backbone took;
+- speed: (warm-up + iterations) calls of the speed batch, once per model (seeds share it);
+- accuracy: training = steps x batch x 3 forward-equivalents (forward + backward), with each cell's
+  own ``train`` (``by_backbone`` budgets), evaluation = the
   test set once with flip (Human3.6M: 543,344 test frames; synthetic: 10% of the training cost);
   a ``minutes`` budget without steps counts as that many minutes; baselines a fine-tune needs
   count as one training of the same budget per (backbone, preset, seed).
@@ -20,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.config import ModelConfig, stable_id
-from bench.grid.runner import Plan
+from bench.config import ModelConfig, TrainConfig, stable_id
+from bench.grid.runner import Plan, measure_key
 
 GPU_GFLOPS = 20_000.0
 GPU_CALL_MS = 2.0
@@ -83,22 +85,25 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
         return gf / rate if dev == "cpu" else max(gf / GPU_GFLOPS, GPU_CALL_MS / 1000)
 
     hours: dict[str, dict[str, float]] = {m: {"cpu": 0.0, "gpu": 0.0} for m in measures}
-    tr = g.train
     baselines: set[tuple[Any, ...]] = set()
+    counted: dict[str, set[str]] = {"cpu": set(), "gpu": set()}
     for c in plan.cells:
         m = c["model"]
         bkey = stable_id({"b": m["backbone"], "p": m["preset"], "o": m["overrides"]})
         gf = gflops[c["cell_id"]]
         frames, out_frames = base[bkey][2], base[bkey][3]
+        tr = TrainConfig(**c["train"])  # per cell: by_backbone gives each backbone its paper's budget
         for dev in ("cpu", "gpu"):
-            if "flops" in hours:
+            if "flops" in hours and (once := measure_key(c, "flops")) not in counted[dev]:
+                counted[dev].add(once)  # the seeds of a model share one count (one task per measure key)
                 hours["flops"][dev] += base[bkey][1] / 3600  # a meta count: CPU work either way
-            if "speed" in hours:
-                calls = (g.speed.warmup + g.speed.iters) * g.speed.batch
-                hours["speed"][dev] += calls * call_s(gf, dev) / 3600
+            if "speed" in hours and (once := measure_key(c, "speed")) not in counted[dev]:
+                counted[dev].add(once)
+                calls = g.speed.warmup + g.speed.iters
+                hours["speed"][dev] += calls * call_s(gf * g.speed.batch, dev) / 3600
             if "accuracy" in hours:
                 if tr.steps:
-                    train_s = tr.steps * tr.batch_size * 3 * call_s(gf, dev)
+                    train_s = tr.steps * call_s(3 * gf * tr.batch_size, dev)  # one step: a batch, fwd + bwd
                 elif tr.minutes:
                     train_s = tr.minutes * 60
                 else:
@@ -112,19 +117,26 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
                 bl = (m["backbone"], m["preset"], c["seed"], stable_id(m["overrides"]))
                 if c["train"].get("mode") in ("finetune", "none") and bl not in baselines:
                     baselines.add(bl)
-                    extra = tr.steps * tr.batch_size * 3 * call_s(base[bkey][0], dev) if tr.steps else train_s
+                    extra = tr.steps * call_s(3 * base[bkey][0] * tr.batch_size, dev) if tr.steps else train_s
                 hours["accuracy"][dev] += (train_s + eval_s + extra) / 3600
         del frames
     est.hours = hours
+    budgets = {
+        f"{c['model']['backbone']} {TrainConfig(**c['train']).budget_text()} x batch {c['train']['batch_size']}"
+        for c in plan.cells
+    }
     est.notes = [
         f"CPU rate {rate:.1f} GFLOP/s (512x512 fp32 matmul, calibrated here); GPU {GPU_GFLOPS / 1000:.0f} TFLOP/s "
         f"effective, >= {GPU_CALL_MS:g} ms per call",
         "cell GFLOPs = meta count of its backbone configuration x kept-token fraction over the blocks",
-        f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) calls of batch {g.speed.batch} per cell",
-        f"accuracy: train {tr.budget_text()} x batch {tr.batch_size} x 3 (fwd+bwd); eval "
+        f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) calls of batch {g.speed.batch} per model"
+        " (seeds share it)",
+        "accuracy: train "
+        + "; ".join(sorted(budgets))
+        + " x 3 (fwd+bwd) at the cell's GFLOPs; eval "
         + ("543,344 H36M test frames with flip" if g.data.source == "h36m" else "10% of training (synthetic)")
         + f"; {len(baselines)} shared baseline trainings counted",
-        "flops: one meta count per cell (CPU work; the same on a GPU node)",
+        "flops: one meta count per model, shared by its seeds (CPU work; the same on a GPU node)",
     ]
     return est
 

@@ -9,6 +9,7 @@ when it is gone, so a ``kill -9`` of the grid leaves no orphans.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -17,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -147,16 +149,76 @@ def process_executor(workers: int, task: Task = run_task) -> Executor:
 
 
 # ---- Ray ----------------------------------------------------------------------------------------
-def ray_executor(
-    address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1.0, task: Task = run_task
-) -> Executor:
+def task_resources(cell: Mapping[str, Any], cpus_per_task: float = 1.0) -> dict[str, float]:
+    """What a task declares to Ray: its CPUs (its measure's threads, else ``cpus_per_task``); a GPU for CUDA speed."""
+    measure = cell["measure"][0]
+    section = cell.get("speed") if measure == "speed" else cell.get("train") if measure == "accuracy" else None
+    threads = (section or {}).get("threads")
+    gpus = 1.0 if measure == "speed" and str((cell.get("speed") or {}).get("device", "cpu")).startswith("cuda") else 0.0
+    return {"num_cpus": float(threads or cpus_per_task), "num_gpus": gpus}
+
+
+class RayExecutor:
     """Run tasks as Ray tasks (``pip install -e '.[ray]'``): ``address`` joins a cluster, else a local one starts.
 
-    Each task declares ``cpus_per_task`` CPUs, and one GPU when its speed device is CUDA. The driver
-    (this process) receives every row and alone writes them: no shared filesystem is needed.
+    Each task declares its CPUs, and one GPU when its speed device is CUDA (:func:`task_resources`).
+    The driver (this process) receives every row and alone writes them: no shared filesystem is needed.
+    Baselines are task dependencies: one remote ``train_baseline(desc)`` per baseline key not in the
+    driver's cache, its ObjectRef passed as ``baseline_state`` to every dependent cell task; the driver
+    saves each returned state into the cache (``bench.grid.baselines.BaselineCache``).
     """
 
-    def run(cells: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    handles_baselines = True
+
+    def __init__(
+        self,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        cpus_per_task: float = 1.0,
+        task: Callable[..., dict[str, Any]] = run_task,
+        train_baseline: Callable[..., Any] | None = None,
+        cache_factory: Callable[[Path], Any] | None = None,
+        init_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.address, self.num_cpus, self.cpus_per_task = address, num_cpus, cpus_per_task
+        self.task, self.train_baseline, self.cache_factory = task, train_baseline, cache_factory
+        self.init_kwargs = dict(init_kwargs or {})
+
+    def _baselines(self, ray: Any, cells: list[dict[str, Any]], root: Path | None) -> tuple[Any, dict[str, Any], dict]:
+        """(cache, {key: ObjectRef of its state}, {training ref: key}) for the baselines the accuracy tasks need."""
+        needs = [c for c in cells if c.get("baseline") and "accuracy" in c["measure"]]
+        if not needs:
+            return None, {}, {}
+        if self.cache_factory is not None:
+            cache = self.cache_factory(root or Path("results") / "baselines")
+        else:
+            from bench.grid.baselines import BaselineCache  # type: ignore[import-not-found]
+
+            cache = BaselineCache(root or Path("results") / "baselines")
+        train = self.train_baseline
+        if train is None:
+            from bench.training.baselines import train_baseline  # type: ignore[import-not-found]
+
+            train = train_baseline
+        remote_train = ray.remote(train)
+        state_refs: dict[str, Any] = {}
+        training: dict[Any, str] = {}
+        for c in needs:
+            key = c["baseline"]["key"]
+            if key in state_refs:
+                continue
+            state = cache.load(key)
+            if state is not None:
+                state_refs[key] = ray.put(state)
+                continue
+            desc = {k: v for k, v in c["baseline"].items() if k != "checkpoint"}
+            threads = (desc.get("train") or {}).get("threads")
+            ref = remote_train.options(num_cpus=float(threads or self.cpus_per_task), max_retries=0).remote(desc)
+            state_refs[key] = ref
+            training[ref] = key
+        return cache, state_refs, training
+
+    def __call__(self, cells: list[dict[str, Any]], baseline_root: Path | None = None) -> Iterator[dict[str, Any]]:
         try:
             import ray
         except ImportError:
@@ -164,25 +226,39 @@ def ray_executor(
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         started = not ray.is_initialized()
         if started:
-            if address:
-                ray.init(address=address, log_to_driver=False)
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False, **self.init_kwargs)
             else:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False, **self.init_kwargs)
         try:
-            remote = ray.remote(task)
+            cache, state_refs, training = self._baselines(ray, cells, baseline_root)
+            remote = ray.remote(self.task)
             refs: dict[Any, dict[str, Any]] = {}
             for c in cells:
-                gpus = 1 if str(c.get("speed", {}).get("device", "cpu")).startswith("cuda") else 0
-                refs[remote.options(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0).remote(c)] = c
-            pending = list(refs)
+                opts = task_resources(c, self.cpus_per_task)
+                needs = c.get("baseline") and "accuracy" in c["measure"]
+                state = state_refs.get(c["baseline"]["key"]) if needs else None
+                args = (c,) if state is None else (c, state)
+                refs[remote.options(**opts, max_retries=0).remote(*args)] = c
+            pending = [*training, *refs]
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
+                ref = done[0]
+                if ref in training:
+                    with contextlib.suppress(Exception):  # a failure: its dependent cells record the cause
+                        cache.save(training[ref], ray.get(ref))  # the driver alone writes
+                    continue
                 try:
-                    yield ray.get(done[0])
-                except Exception as e:  # a worker crash surfaces here: an error row
-                    yield error_row(refs[done[0]], f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+                    yield ray.get(ref)
+                except Exception as e:  # a worker crash or a failed baseline surfaces here: an error row
+                    yield error_row(refs[ref], f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
         finally:
             if started:
                 ray.shutdown()
 
-    return run
+
+def ray_executor(
+    address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1.0, task: Task = run_task
+) -> RayExecutor:
+    """A :class:`RayExecutor`: ``address`` joins a cluster (``auto`` or ``host:port``), else a local instance starts."""
+    return RayExecutor(address, num_cpus, cpus_per_task, task)

@@ -47,14 +47,16 @@ def parse_modes(value: Any, where: str) -> tuple[tuple[str, Mapping[str, Any]], 
 def check_protocol(grid: Grid, where: str) -> None:
     """Grid-level rules: step budgets (not minutes) for trained cells; training-free cells parameter-free."""
     if "accuracy" in grid.measure:
-        for section, opts in (("train", grid.train.model_dump()), ("baseline", grid.baseline)):
-            if opts.get("minutes") is not None:
-                raise GridError(
-                    f"{where}: {section}.minutes: grid cells train for a number of steps, so that a loaded and an "
-                    f"idle machine give the same numbers; give {section}.steps (minutes stay on the command line)"
-                )
-        if not grid.train.steps and grid.uses_training():
-            raise GridError(f"{where}: train.steps: give every accuracy cell a step budget")
+        for backbone in grid.backbones:
+            g = grid.for_backbone(backbone)
+            for section, opts in (("train", g.train.model_dump()), ("baseline", g.baseline)):
+                if opts.get("minutes") is not None:
+                    raise GridError(
+                        f"{where}: {section}.minutes: grid cells train for a number of steps, so that a loaded "
+                        f"and an idle machine give the same numbers; give {section}.steps (minutes stay on the CLI)"
+                    )
+            if not g.train.steps and g.uses_training():
+                raise GridError(f"{where}: train.steps: give every accuracy cell a step budget ({backbone} has none)")
     expand(grid)  # raises for a training-free cell with a parametrised strategy
 
 
@@ -114,17 +116,27 @@ def expand(grid: Grid) -> list[dict[str, Any]]:
     When a mode needs a baseline, the baseline row evaluates the shared baseline (mode ``none``)."""
     cells: list[dict[str, Any]] = []
     seen: set[str] = set()
+    for backbone in grid.backbones:
+        cells += _expand_backbone(grid.for_backbone(backbone), backbone, seen)
+    return cells
+
+
+def _expand_backbone(grid: Grid, backbone: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The cells of one backbone (``grid`` already carries its ``by_backbone`` axes)."""
+    cells: list[dict[str, Any]] = []
     train = _train(grid)
     plan = mode_plan(grid)
     shared = any(mode != "scratch" for mode, _ in plan)
-    pairs = [(s.tokens, s.depths) for s in grid.schedules] or list(itertools.product(grid.tokens, grid.depths))
-    for backbone, preset, seed, pruner in itertools.product(grid.backbones, grid.presets, grid.seeds, grid.pruners):
+    sweep = list(itertools.product(grid.tokens, grid.depths))
+    scheduled = [(s.tokens, s.depths) for s in grid.schedules]
+    pairs = [*sweep, *scheduled] if grid.sweeps_tokens() or not scheduled else scheduled
+    for preset, seed, pruner in itertools.product(grid.presets, grid.seeds, grid.pruners):
         plans: list[tuple[str, Iterable[tuple[Any, Any, Any]]]] = []
         if pruner == "none":
             plans.append(("none" if shared else "scratch", [(None, None, None)]))
         else:
             for mode, axes in plan:
-                if backbone not in axes.get("backbones", grid.backbones):
+                if backbone not in axes.get("backbones", [backbone]):
                     continue
                 if pruner not in axes.get("pruners", grid.pruners):
                     continue

@@ -22,7 +22,7 @@ import pandas as pd
 from bench.config import ModelConfig, stable_id
 from bench.grid.executors import Executor, local_executor
 from bench.grid.expand import expand
-from bench.grid.spec import Grid, GridError
+from bench.grid.spec import Grid, GridError, check_data
 from bench.grid.store import ResultStore
 
 
@@ -175,8 +175,8 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _check_device(grid: Grid, remote: bool) -> None:
-    if "speed" in grid.measure and grid.speed.device.startswith("cuda") and not remote:
+def _check_device(grid: Grid, measures: Iterable[str], remote: bool) -> None:
+    if "speed" in measures and grid.speed.device.startswith("cuda") and not remote:
         import torch
 
         if not torch.cuda.is_available():
@@ -202,7 +202,8 @@ def run_grid(
     plan = grid if isinstance(grid, Plan) else plan_grid(grid)
     g = plan.grid
     measures = [m for m in g.measure if only is None or m in set(only)]
-    _check_device(g, remote)
+    _check_device(g, measures, remote)
+    check_data(g, measures)  # missing Human3.6M files: one line before any cell runs
     with ResultStore(out_dir, fsync=fsync) as store:
         import yaml
 
@@ -214,12 +215,24 @@ def run_grid(
         if limit is not None:
             keep = list(dict.fromkeys(t["cell_id"] for t in todo))[:limit]
             todo = [t for t in todo if t["cell_id"] in set(keep)]
-        if any(t.get("baseline") for t in todo):
-            _prepare_baselines(todo, Path(out_dir))
+        # one task per (measure, key): the seeds of a cell share its FLOPs and speed; the others get copies
+        same: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for t in todo:
+            same.setdefault((t["measure"][0], t["key"]), []).append(t)
+        todo = [ts[0] for ts in same.values()]
         keys = {(t["cell_id"], t["measure"][0]): t["key"] for t in todo}
-        for i, row in enumerate(executor(todo), 1):
+        if not any(t.get("baseline") for t in todo):
+            rows = executor(todo)
+        elif getattr(executor, "handles_baselines", False):  # Ray: baselines are task dependencies
+            rows = executor(todo, baseline_root=Path(out_dir) / "baselines")  # type: ignore[call-arg]
+        else:
+            _prepare_baselines(todo, Path(out_dir))
+            rows = executor(todo)
+        for i, row in enumerate(rows, 1):
             row["key"] = keys.get((row["cell_id"], row["measure"]))
             store.append(row["measure"], row)
+            for t in same.get((row["measure"], row["key"]), [])[1:]:
+                store.append(row["measure"], {**row, "cell_id": t["cell_id"], "seed": t["seed"]})
             if progress is not None:
                 progress(row, i, len(todo))
     df = store.read()

@@ -43,6 +43,33 @@ class ScheduleSpec(BaseModel):
     depths: int | list[int]
 
 
+class BackboneAxes(_Config):
+    """Axes of one backbone that replace the grid's (``by_backbone: {mixste: {...}}``).
+
+    Its own presets, pruners, recoverers (a seq2frame backbone takes none), token counts, depths and
+    schedules (each backbone has its own T and depth, so "the published configurations and a sweep
+    around them" differ per backbone), and changes to the ``train`` section (the papers' budgets
+    differ per backbone). Given ``tokens`` or ``depths``, ``schedules`` add to their product.
+    """
+
+    presets: list[str] | None = Field(None, min_length=1)
+    pruners: list[str] | None = Field(None, min_length=1)
+    recoverers: list[str | None] | None = Field(None, min_length=1)
+    tokens: list[Number | list[Number]] | None = Field(None, min_length=1)
+    depths: list[int | list[int]] | None = Field(None, min_length=1)
+    schedules: list[ScheduleSpec] | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    _lists = field_validator("presets", "pruners", "recoverers", "tokens", "depths", mode="before")(
+        lambda v: v if v is None or isinstance(v, list) else [v]
+    )
+
+    @field_validator("recoverers")
+    @classmethod
+    def _default_recoverer(cls, v: list[str | None] | None) -> list[str | None] | None:
+        return None if v is None else [None if r in (None, "default") else r for r in v]
+
+
 def _default(*values: Any) -> Any:
     return lambda: list(values)
 
@@ -66,6 +93,7 @@ class Grid(_Config):
     backbone_options: OptionAxes = Field(default_factory=dict)
     pruner_options: OptionAxes = Field(default_factory=dict)
     recoverer_options: OptionAxes = Field(default_factory=dict)
+    by_backbone: dict[str, BackboneAxes] = Field(default_factory=dict)
     measure: list[Measure] = Field(default_factory=_default("flops"), min_length=1)
     speed: SpeedConfig = Field(default_factory=SpeedConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)  # its seed comes from ``seeds``
@@ -105,6 +133,27 @@ class Grid(_Config):
     def uses_training(self) -> bool:
         """True when some cell of the grid trains (a scratch or finetune mode, or a shared baseline)."""
         return "accuracy" in self.measure and (self.modes is not None or self.train.mode != "none")
+
+    def sweeps_tokens(self) -> bool:
+        """Whether ``tokens`` / ``depths`` were given: then ``schedules`` add to their product, else replace it."""
+        return bool({"tokens", "depths"} & self.model_fields_set)
+
+    def for_backbone(self, name: str) -> Grid:
+        """This grid with ``by_backbone[name]``'s axes and train changes applied (itself when there are none)."""
+        ov = self.by_backbone.get(name)
+        if ov is None:
+            return self
+        axes = ("presets", "pruners", "recoverers", "tokens", "depths")
+        update: dict[str, Any] = {k: v for k in axes if (v := getattr(ov, k)) is not None}
+        if ov.schedules is not None:
+            update["schedules"] = ov.schedules
+        if ov.train:
+            merged = {**self.train.model_dump(exclude_unset=True), **ov.train}
+            update["train"] = validate(TrainConfig, merged, f"by_backbone.{name}.train")
+        g = self.model_copy(update=update)
+        # a per-backbone sweep is explicit: its schedules add to its tokens x depths
+        object.__setattr__(g, "__pydantic_fields_set__", self.model_fields_set | (set(update) & {"tokens", "depths"}))
+        return g
 
     def resolved(self) -> dict[str, Any]:
         """The grid as plain data (written beside the results)."""
@@ -226,33 +275,62 @@ def _check_names(grid: Grid, where: str) -> Grid:
         raise GridError(
             f"{where}: backbones {list(grid.backbones)} match nothing (known: {', '.join(list_backbones())})"
         )
+    unknown = sorted(set(grid.by_backbone) - set(names))
+    if unknown:
+        raise GridError(f"{where}: by_backbone.{unknown[0]}: not one of this grid's backbones ({', '.join(names)})")
     for n in names:
-        for pr in grid.presets:
+        try:
+            presets = grid.for_backbone(n).presets
+        except ConfigError as e:
+            raise GridError(f"{where}: {e}") from None
+        key = f"by_backbone.{n}.presets" if n in grid.by_backbone and grid.by_backbone[n].presets else "presets"
+        for pr in presets:
             try:
                 get_backbone_spec(n).preset(pr)
             except Exception as e:
-                raise GridError(f"{where}: presets: {' '.join(str(e).split())}") from None
-    for pr in grid.pruners:
-        if pr not in list_pruners():
-            raise GridError(f"{where}: pruners: unknown pruner '{pr}' (known: {', '.join(list_pruners())})")
-    for r in grid.recoverers:
-        if r is not None and r not in list_recoverers():
-            raise GridError(f"{where}: recoverers: unknown recoverer '{r}' (known: {', '.join(list_recoverers())})")
+                raise GridError(f"{where}: {key}: {' '.join(str(e).split())}") from None
+    sections = [("", grid.pruners, grid.recoverers)]
+    sections += [(f"by_backbone.{n}.", o.pruners or [], o.recoverers or []) for n, o in grid.by_backbone.items()]
+    all_pruners = [pr for _, prs, _ in sections for pr in prs]
+    all_recoverers = [r for _, _, rs in sections for r in rs]
+    for at, prs, rs in sections:
+        for pr in prs:
+            if pr not in list_pruners():
+                raise GridError(f"{where}: {at}pruners: unknown pruner '{pr}' (known: {', '.join(list_pruners())})")
+        for r in rs:
+            if r is not None and r not in list_recoverers():
+                names_r = ", ".join(list_recoverers())
+                raise GridError(f"{where}: {at}recoverers: unknown recoverer '{r}' (known: {names_r})")
     for key, known in (
         ("backbone_options", names),
-        ("pruner_options", list(grid.pruners)),
-        ("recoverer_options", [r for r in grid.recoverers if r] + ["attention", "none"]),
+        ("pruner_options", all_pruners),
+        ("recoverer_options", [r for r in all_recoverers if r] + ["attention", "none"]),
     ):
         for n in getattr(grid, key):
             if n not in known:
                 raise GridError(f"{where}: {key}.{n}: not one of this grid's {key.split('_')[0]}s ({', '.join(known)})")
-    if grid.data.source == "h36m" and "accuracy" in grid.measure and not grid.data.data_root:
-        raise GridError(f"{where}: data.data_root: needed for data.source=h36m (the folder with the npz files)")
     grid = grid.model_copy(update={"backbones": names})
     from bench.grid.expand import check_protocol
 
     check_protocol(grid, where)
     return grid
+
+
+def check_data(grid: Grid, measures: Sequence[str]) -> None:
+    """Before a run that trains (not a dry run): Human3.6M needs ``data.data_root`` holding its npz files."""
+    if grid.data.source != "h36m" or "accuracy" not in measures:
+        return
+    from bench.data.h36m import path_2d, path_3d
+
+    root = grid.data.data_root
+    if not root:
+        raise GridError(
+            f"grid '{grid.name}': data.data_root: needed for data.source=h36m (--set data.data_root=DIR, the folder "
+            "with the VideoPose3D npz files), or run --only flops,speed"
+        )
+    for p in (path_3d(root), path_2d(root, grid.data.keypoints)):
+        if not p.is_file():
+            raise GridError(f"grid '{grid.name}': data.data_root: {p} does not exist (Human3.6M, VideoPose3D layout)")
 
 
 def load_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> Grid:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config import ModelConfig, SpeedConfig, validate
+from bench.measure.speed import Clock
 
 #: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedup
 SPEED_FIELDS = {
@@ -60,7 +61,7 @@ def speed_groups(tasks: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def run_speed_group(
     tasks: Sequence[Mapping[str, Any]],
     base_row: Callable[[Mapping[str, Any]], dict[str, Any]],
-    clock: Callable[[], float] | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Time the group's configurations with their baseline; one row per task (``base_row`` gives its
     identity columns). A failure of the whole group becomes an error row for each task."""
@@ -87,9 +88,7 @@ def run_speed_group(
         yield row
 
 
-def _measure(
-    cfgs: Sequence[ModelConfig], speed: SpeedConfig, clock: Callable[[], float] | None
-) -> dict[str, dict[str, Any]]:
+def _measure(cfgs: Sequence[ModelConfig], speed: SpeedConfig, clock: Clock | None) -> dict[str, dict[str, Any]]:
     from bench.measure.speed import check_device, measure_speed_group
 
     check_device(speed)

@@ -388,12 +388,20 @@ def _finish(prep: _Prepared, env: dict[str, Any]) -> SpeedResult:
 
 
 # ---- public API ----------------------------------------------------------------------------------
+def protocol_defaults(warmup: int | None, iters: int | None) -> tuple[int, int]:
+    """``warmup`` and ``iters``, ``None`` replaced by :class:`~bench.config.SpeedConfig`'s defaults."""
+    from bench.config import SpeedConfig
+
+    d = SpeedConfig()
+    return (d.warmup if warmup is None else warmup), (d.iters if iters is None else iters)
+
+
 def measure_speed(
     cfg: ModelConfig,
     *,
     batch: int = 1,
-    warmup: int = 10,
-    iters: int = 40,
+    warmup: int | None = None,
+    iters: int | None = None,
     threads: int | None = None,
     device: str = "cpu",
     flip: bool = False,
@@ -418,8 +426,8 @@ def compare_speed(
     cfgs: Sequence[ModelConfig],
     *,
     batch: int = 1,
-    warmup: int = 10,
-    iters: int = 40,
+    warmup: int | None = None,
+    iters: int | None = None,
     threads: int | None = None,
     device: str = "cpu",
     flip: bool = False,
@@ -431,18 +439,10 @@ def compare_speed(
     The options are checked as a :class:`~bench.config.SpeedConfig` (one :class:`ConfigError`
     line for a bad value). See :func:`time_round_robin` for the order of the calls.
     """
-    speed = validate(
-        SpeedConfig,
-        {
-            "batch": batch,
-            "warmup": warmup,
-            "iters": iters,
-            "threads": threads,
-            "device": device,
-            "precision": precision,
-        },
-        "speed",
-    )
+    given: dict[str, Any] = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads}
+    given |= {"device": device, "precision": precision}
+    # None: SpeedConfig's default (the suite's one speed protocol)
+    speed = validate(SpeedConfig, {k: v for k, v in given.items() if v is not None}, "speed")
     return time_round_robin(cfgs, speed, flip=flip, clock=clock)
 
 

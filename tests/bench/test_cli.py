@@ -84,3 +84,54 @@ def test_unknown_grid_file_lists_known_ones(capsys):
     assert main(["run", "nonexistent-grid"]) == 2
     err = capsys.readouterr().err
     assert "quick" in err and "nonexistent-grid" in err
+
+
+def _subcommands() -> list[str]:
+    import argparse
+
+    from bench.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+def test_every_benchmark_is_a_subcommand():
+    assert {"run", "speed", "speedup", "study", "targets", "flops", "train", "evaluate", "report", "list"} <= set(
+        _subcommands()
+    )
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_help_works_on_every_subcommand(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: run_bench.py {command}") and "--help" in out
+
+
+def test_speed_flags_default_to_the_one_protocol(capsys):
+    """No --warmup/--iters: SpeedConfig's defaults, the same as a grid's speed cells."""
+    from bench.config import SpeedConfig
+
+    assert main(["speed", "-b", "mixste", "-p", "tiny", "--threads", "1", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["warmup"], d["iters"]) == (SpeedConfig().warmup, SpeedConfig().iters)
+    assert main(["speed", "-b", "mixste", "-p", "tiny", "--iters", "0"]) == 2
+    assert "--iters" in capsys.readouterr().err
+
+
+def test_targets_subcommand_filters_by_backbone(capsys):
+    assert main(["targets", "--backbone", "mixste", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all("mixste" in r["name"].lower() for r in rows) and all("error" not in r for r in rows)
+    assert main(["targets", "--backbone", "nosuch"]) == 2
+
+
+def test_study_without_its_grid_is_one_line(capsys):
+    from bench.grid import packaged_grids
+
+    if "study" in packaged_grids():
+        pytest.skip("configs/study.yaml is shipped: `study` runs it")
+    assert main(["study", "--dry-run"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -123,6 +123,3 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
 
 
 __all__ = ["PaperTarget", "format_targets", "paper_targets", "reproduce_targets"]
-
-if __name__ == "__main__":
-    print(format_targets(reproduce_targets()))

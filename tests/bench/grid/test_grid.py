@@ -110,7 +110,7 @@ def test_shipped_grid_files_parse():
     from bench.grid import packaged_grids
 
     grids = packaged_grids()
-    assert {"quick", "paper_flops", "hierarchical"} <= set(grids)
+    assert {"quick", "paper_flops", "hierarchical", "full"} <= set(grids)
     for path in grids.values():
         assert expand(load_grid(path)), path
 
@@ -118,3 +118,103 @@ def test_shipped_grid_files_parse():
 def test_missing_grid_file():
     with pytest.raises(GridError, match="does not exist"):
         load_grid("/nonexistent/grid.yaml")
+
+
+BY_BACKBONE = """
+name: bb
+backbones: [mixste, mhformer]
+presets: [tiny]
+pruners: [none, cluster]
+recoverers: [attention]
+tokens: [9]
+depths: [1]
+train: {steps: 5, batch_size: 2}
+by_backbone:
+  mixste:
+    tokens: [9, 13]
+    depths: [1, 2]
+    schedules: [{tokens: [18, 9], depths: [1, 2]}]
+    train: {steps: 7}
+  mhformer:
+    recoverers: [none]
+    train: {batch_size: 3}
+measure: [flops]
+"""
+
+
+def test_by_backbone_axes_and_budgets(tmp_path):
+    p = tmp_path / "bb.yaml"
+    p.write_text(BY_BACKBONE)
+    cells = expand(load_grid(p))
+    mix = [c for c in cells if c["model"]["backbone"] == "mixste" and c["model"]["pruner"] != "none"]
+    mhf = [c for c in cells if c["model"]["backbone"] == "mhformer" and c["model"]["pruner"] != "none"]
+    # mixste: its own 2 x 2 sweep plus its hierarchical schedule; its train.steps, the grid's batch size
+    assert sorted(str((c["model"]["tokens"], c["model"]["depths"])) for c in mix) == sorted(
+        str(x) for x in [([9], [1]), ([9], [2]), ([13], [1]), ([13], [2]), ([18, 9], [1, 2])]
+    )
+    assert {(c["train"]["steps"], c["train"]["batch_size"]) for c in mix} == {(7, 2)}
+    # mhformer: the grid's tokens x depths, its own recoverer and batch size
+    assert [(c["model"]["tokens"], c["model"]["recoverer"]) for c in mhf] == [([9], "none")]
+    assert {(c["train"]["steps"], c["train"]["batch_size"]) for c in mhf} == {(5, 3)}
+    assert not plan_grid(load_grid(p)).skipped
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["by_backbone.strided.tokens=[9]"], "by_backbone.strided: not one of this grid's backbones"),
+        (["by_backbone.mixste.train.steps=0"], "by_backbone.mixste.train.steps"),
+        (["by_backbone.mixste.presets=[huge]"], "by_backbone.mixste.presets"),
+        (["by_backbone.mhformer.recoverers=[warp]"], "by_backbone.mhformer.recoverers: unknown recoverer 'warp'"),
+        (["by_backbone.mixste.colour=red"], "by_backbone.mixste.colour"),
+    ],
+)
+def test_bad_by_backbone_values_name_their_key(tmp_path, sets, message):
+    p = tmp_path / "bb.yaml"
+    p.write_text(BY_BACKBONE)
+    with pytest.raises(GridError, match=message) as e:
+        load_grid(p, sets)
+    assert "\n" not in str(e.value)
+
+
+def test_h36m_grid_plans_without_data_and_refuses_to_run_before_any_cell(tmp_path):
+    p = tmp_path / "h.yaml"
+    p.write_text(GRID.replace("measure: [flops]", "measure: [flops, accuracy]\ndata: {source: h36m}"))
+    grid = load_grid(p)  # no data.data_root: planning (and so --dry-run) works
+    assert plan_grid(grid).cells
+    with pytest.raises(GridError, match=r"data\.data_root: needed for data.source=h36m"):
+        run_grid(grid, tmp_path / "r", local_executor)
+    with pytest.raises(GridError, match=r"data_3d_h36m.npz does not exist"):
+        run_grid(load_grid(p, [f"data.data_root={tmp_path}"]), tmp_path / "r", local_executor)
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.jsonl"))
+    df = run_grid(grid, tmp_path / "r", local_executor, only=["flops"], limit=1)  # FLOPs need no data
+    assert len(df) == 1 and "gflops" in df
+
+
+def test_seeds_share_one_flops_task(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(GRID.replace("presets: [tiny]", "presets: [tiny]\nseeds: [0, 1, 2]"))
+    ran: list[str] = []
+
+    def counting(cells):
+        ran.extend(c["cell_id"] for c in cells)
+        return local_executor(cells)
+
+    models = len(plan_grid(load_grid(p)).cells) // 3
+    df = run_grid(load_grid(p), tmp_path / "r", counting)
+    assert models == 8 and len(df) == 3 * models and len(ran) == models  # one FLOPs count per model, not per seed
+    assert df.groupby(["label"])["gflops"].nunique().eq(1).all() and sorted(set(df["seed"])) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_full_grid_dry_run_prints_cells_hours_and_assumptions(capsys, tmp_path):
+    from bench.cli import main
+
+    assert main(["run", "full", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2172 cells, 0 skipped" in out and "data.data_root is not set" in out
+    for measure in ("flops", "speed", "accuracy"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(measure) and "CPU-hours" in x)
+        assert float(line.split()[3]) > 0  # GPU-hours
+    assert "mixste 256800 steps x batch 4" in out and "12 shared baseline trainings" in out
+    assert not (tmp_path / "full").exists()  # a dry run writes nothing

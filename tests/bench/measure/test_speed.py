@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from bench.benchmarks.speedup import configs_for, format_rows, main, run_speedup
+from bench.benchmarks.speedup import configs_for, format_rows, run_speedup
+from bench.cli import main
 from bench.config import ConfigError, ModelConfig, SpeedConfig
 from bench.measure import speed as S
 from bench.measure.env import env_tag, environment
@@ -194,9 +195,11 @@ def test_speedup_rows_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
         assert r["flops_ratio_paper"] > 1 and r["flops_ratio_all_matmul"] > 1
         assert r["speedup_over_flops_paper"] == pytest.approx(r["speedup_median"] / r["flops_ratio_paper"])
     assert "speedup" in format_rows(rows)
-    assert main(["--preset", "tiny", "--backbones", "mixste", "--warmup", "0", "--iters", "1", "--format", "json"]) == 0
+    argv = ["speedup", "--preset", "tiny", "--backbone", "mixste", "--warmup", "0", "--iters", "1", "--format", "json"]
+    assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["variant"] for r in out] == ["HoT(9,3)", "TPC(9,3)"]
+    assert {(r["warmup"], r["iters"]) for r in out} == {(0, 1)}
 
 
 # ---- the group API: a baseline and its variants timed round-robin with paired speedups -----------

@@ -1,0 +1,153 @@
+"""Ray executor on a local 2-CPU instance: rows equal the in-process executor's; baselines are task dependencies.
+
+Skipped when Ray (the optional ``[ray]`` extra) is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+import torch  # noqa: E402
+
+from bench.grid import load_grid, local_executor, run_grid  # noqa: E402
+from bench.grid.executors import RayExecutor, ray_executor, task_resources  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a Ray instance takes ~10 s to start on 2 busy cores
+
+GRID = """
+name: r
+backbones: [mixste, mhformer]
+presets: [tiny]
+pruners: [none, cluster, uniform]
+recoverers: [default]
+tokens: [9]
+depths: [1]
+measure: [flops]
+"""
+MEASURE_COLUMNS = ["cell_id", "label", "params", "gflops", "gflops_paper", "gflops_per_frame", "tokens_per_block"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # this module's task functions travel by value (workers cannot import a test file by name)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def with_pid(cell, baseline_state=None):
+    from bench.grid.executors import run_task
+
+    row = run_task(cell, baseline_state)
+    row["pid"] = os.getpid()
+    return row
+
+
+def test_ray_rows_equal_local_rows(local_ray, tmp_path):
+    grid_file = tmp_path / "r.yaml"
+    grid_file.write_text(GRID)
+    grid = load_grid(grid_file)
+    local = run_grid(grid, tmp_path / "local", local_executor)
+    remote = run_grid(grid, tmp_path / "ray", RayExecutor(task=with_pid), remote=True)
+    assert len(local) == 2 * (1 + 2) and not local["error"].astype(bool).any()
+    assert set(remote["pid"]) and os.getpid() not in set(remote["pid"])  # the cells ran in Ray workers
+    a = local[MEASURE_COLUMNS].sort_values("cell_id").reset_index(drop=True)
+    b = remote[MEASURE_COLUMNS].sort_values("cell_id").reset_index(drop=True)
+    pd = pytest.importorskip("pandas")
+    pd.testing.assert_frame_equal(a, b)
+    assert ray.is_initialized()  # an instance the caller started is left running
+
+
+# ---- baselines as task dependencies --------------------------------------------------------------
+def fake_train_baseline(desc, work_dir=None):
+    """A baseline 'trained' in a worker: its weights carry its seed, so a cell can tell which one it got."""
+    return {"w": torch.full((3,), float(desc["seed"])), "pid": torch.tensor(os.getpid())}
+
+
+def refuse_to_train(desc, work_dir=None):
+    raise AssertionError("a cached baseline was trained again")
+
+
+def cell_reading_baseline(cell, baseline_state=None):
+    got = None if baseline_state is None else float(baseline_state["w"].sum())
+    return {"cell_id": cell["cell_id"], "measure": cell["measure"][0], "error": "", "baseline_sum": got}
+
+
+class DictCache:
+    """The BaselineCache interface (path / load / save), in the driver's memory; counts saves."""
+
+    def __init__(self, root):
+        self.root, self.states, self.saves = root, {}, []
+
+    def path(self, key):
+        return self.root / key
+
+    def load(self, key):
+        return self.states.get(key)
+
+    def save(self, key, state):
+        self.saves.append(key)
+        self.states[key] = state
+
+
+def _cells():
+    def cell(cid, measure, key=None, seed=0):
+        base = None if key is None else {"key": key, "model": {}, "train": {}, "data": {}, "seed": seed}
+        return {"cell_id": cid, "measure": [measure], "model": model, "speed": {}, "train": {}, "baseline": base}
+
+    from bench.config import ModelConfig
+
+    model = ModelConfig.create("mixste", "tiny").to_dict()
+
+    return [
+        cell("a", "accuracy", "k0", 0),
+        cell("b", "accuracy", "k0", 0),
+        cell("c", "accuracy", "k1", 2),
+        cell("d", "flops", "k1", 2),  # a FLOPs task never waits for a baseline
+    ]
+
+
+def test_baselines_are_task_dependencies_saved_by_the_driver(local_ray, tmp_path):
+    cache = DictCache(tmp_path)
+    ex = RayExecutor(task=cell_reading_baseline, train_baseline=fake_train_baseline, cache_factory=lambda _: cache)
+    rows = {r["cell_id"]: r for r in ex(_cells(), baseline_root=tmp_path)}
+    assert {k: r["baseline_sum"] for k, r in rows.items()} == {"a": 0.0, "b": 0.0, "c": 6.0, "d": None}
+    assert sorted(cache.saves) == ["k0", "k1"]  # one training per key, each saved once, by the driver
+    assert int(cache.states["k1"]["pid"]) != os.getpid()  # trained in a worker
+    # a second run finds both in the cache: nothing trains again
+    again = RayExecutor(task=cell_reading_baseline, train_baseline=refuse_to_train, cache_factory=lambda _: cache)
+    rows = {r["cell_id"]: r for r in again(_cells(), baseline_root=tmp_path)}
+    assert rows["c"]["baseline_sum"] == 6.0 and not any(r["error"] for r in rows.values())
+    assert sorted(cache.saves) == ["k0", "k1"]
+
+
+def test_a_failed_baseline_makes_its_cells_error_rows(local_ray, tmp_path):
+    cache = DictCache(tmp_path)
+    ex = RayExecutor(task=cell_reading_baseline, train_baseline=refuse_to_train, cache_factory=lambda _: cache)
+    rows = {r["cell_id"]: r for r in ex(_cells()[:3], baseline_root=tmp_path)}
+    assert all("AssertionError" in r["error"] or "a cached baseline" in r["error"] for r in rows.values())
+    assert cache.saves == []
+
+
+def test_task_resources_declare_cpus_and_a_gpu_for_cuda_speed():
+    cell = {"measure": ["speed"], "speed": {"device": "cuda", "threads": 4}, "train": {"threads": 2}}
+    assert task_resources(cell) == {"num_cpus": 4.0, "num_gpus": 1.0}
+    assert task_resources({**cell, "measure": ["accuracy"]}) == {"num_cpus": 2.0, "num_gpus": 0.0}
+    assert task_resources({**cell, "measure": ["flops"]}, cpus_per_task=1.5) == {"num_cpus": 1.5, "num_gpus": 0.0}
+    assert isinstance(ray_executor(), RayExecutor)
