@@ -83,15 +83,12 @@ def _accuracy_fields(
     }
 
 
-def run_cell(cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
-    """Measure one cell: a pure function from the cell dict (and its baseline's weights) to one flat row.
-
-    A cell that depends on a baseline (``cell["baseline"]``) starts from ``baseline_state`` when given,
-    else from the checkpoint the runner put at ``cell["baseline"]["checkpoint"]``."""
+def identity_row(cell: Mapping[str, Any], cfg: ModelConfig | None = None) -> dict[str, Any]:
+    """The columns that say which cell a row belongs to (every measure's row starts with them)."""
     import torch
 
-    cfg = ModelConfig.from_dict(cell["model"])
-    row: dict[str, Any] = {
+    cfg = cfg if cfg is not None else ModelConfig.from_dict(cell["model"])
+    return {
         "cell_id": cell["cell_id"],
         "backbone": cfg.backbone,
         "preset": cfg.preset,
@@ -106,6 +103,15 @@ def run_cell(cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | Non
         "torch": torch.__version__,
         "error": "",
     }
+
+
+def run_cell(cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
+    """Measure one cell: a pure function from the cell dict (and its baseline's weights) to one flat row.
+
+    A cell that depends on a baseline (``cell["baseline"]``) starts from ``baseline_state`` when given,
+    else from the checkpoint the runner put at ``cell["baseline"]["checkpoint"]``."""
+    cfg = ModelConfig.from_dict(cell["model"])
+    row = identity_row(cell, cfg)
     t0 = time.perf_counter()
     try:
         # the grid was validated whole before its first cell; each measure builds its model once

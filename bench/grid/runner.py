@@ -10,9 +10,10 @@ row before the next is taken.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from bench.grid.executors import Executor, local_executor
 from bench.grid.expand import expand
 from bench.grid.spec import Grid, GridError, check_data
 from bench.grid.store import ResultStore
+from bench.measure.speed import Clock
 
 
 @dataclass
@@ -193,11 +195,18 @@ def run_grid(
     retry_failed: bool = False,
     remote: bool = False,
     fsync: bool = True,
+    speed_clock: Clock | None = None,
 ) -> pd.DataFrame:
     """Run the (cell, measure) tasks of ``grid`` not yet stored in ``out_dir``; each row is on disk before the next.
 
     ``only`` restricts the measures; ``limit`` the number of cells run; ``retry_failed`` reruns the
     stored error rows. Returns the merged rows of the folder.
+
+    Speed is measured last, in this process, while nothing else runs: the speed tasks of one
+    (backbone, preset, overrides, protocol) are timed round-robin together with their baseline
+    (:mod:`bench.grid.speed_groups`), so each row's ``speedup`` comes from the same rounds.
+    ``speed_clock`` replaces the timer (tests). Under Ray the speed tasks go to the cluster one by
+    one like the others (their rows then carry no ``speedup``).
     """
     plan = grid if isinstance(grid, Plan) else plan_grid(grid)
     g = plan.grid
@@ -221,13 +230,16 @@ def run_grid(
             same.setdefault((t["measure"][0], t["key"]), []).append(t)
         todo = [ts[0] for ts in same.values()]
         keys = {(t["cell_id"], t["measure"][0]): t["key"] for t in todo}
-        if not any(t.get("baseline") for t in todo):
-            rows = executor(todo)
+        timed = [t for t in todo if t["measure"][0] == "speed"] if not remote else []
+        others = [t for t in todo if not timed or t["measure"][0] != "speed"]
+        if not any(t.get("baseline") for t in others):
+            rows: Iterable[dict[str, Any]] = executor(others)
         elif getattr(executor, "handles_baselines", False):  # Ray: baselines are task dependencies
-            rows = executor(todo, baseline_root=Path(out_dir) / "baselines")  # type: ignore[call-arg]
+            rows = executor(others, baseline_root=Path(out_dir) / "baselines")  # type: ignore[call-arg]
         else:
-            _prepare_baselines(todo, Path(out_dir))
-            rows = executor(todo)
+            _prepare_baselines(others, Path(out_dir))
+            rows = executor(others)
+        rows = itertools.chain(rows, _speed_rows(timed, speed_clock))
         for i, row in enumerate(rows, 1):
             row["key"] = keys.get((row["cell_id"], row["measure"]))
             store.append(row["measure"], row)
@@ -237,6 +249,17 @@ def run_grid(
                 progress(row, i, len(todo))
     df = store.read()
     return df[df["cell_id"].isin({c["cell_id"] for c in plan.cells})].reset_index(drop=True)
+
+
+def _speed_rows(tasks: list[dict[str, Any]], clock: Clock | None) -> Iterator[dict[str, Any]]:
+    """The speed tasks, timed group by group against their baseline in this process."""
+    from bench.grid.cell import identity_row
+    from bench.grid.speed_groups import run_speed_group, speed_groups
+
+    for group in speed_groups(tasks):
+        for row in run_speed_group(group, identity_row, clock=clock):
+            row["measure"] = "speed"
+            yield row
 
 
 def _prepare_baselines(todo: list[dict[str, Any]], out_dir: Path) -> None:

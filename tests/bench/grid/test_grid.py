@@ -179,7 +179,9 @@ def test_bad_by_backbone_values_name_their_key(tmp_path, sets, message):
 
 def test_h36m_grid_plans_without_data_and_refuses_to_run_before_any_cell(tmp_path):
     p = tmp_path / "h.yaml"
-    p.write_text(GRID.replace("measure: [flops]", "measure: [flops, accuracy]\ndata: {source: h36m}\ntrain: {steps: 1}"))
+    p.write_text(
+        GRID.replace("measure: [flops]", "measure: [flops, accuracy]\ndata: {source: h36m}\ntrain: {steps: 1}")
+    )
     grid = load_grid(p)  # no data.data_root: planning (and so --dry-run) works
     assert plan_grid(grid).cells
     with pytest.raises(GridError, match=r"data\.data_root: needed for data.source=h36m"):

@@ -1,0 +1,60 @@
+"""Speed in a grid is timed the way `speedup` times it: each backbone's cells round-robin with their baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.config import ModelConfig
+from bench.grid import load_grid, run_grid
+from bench.grid.speed_groups import group_key, speed_groups
+
+GRID = """name: sg
+backbones: [mixste, strided]
+presets: [tiny]
+pruners: [cluster, uniform]
+tokens: [9]
+depths: [1]
+measure: [speed]
+speed: {warmup: 1, iters: 4, threads: 1}
+"""
+
+
+def test_cells_are_timed_interleaved_with_their_baseline_and_carry_a_paired_speedup(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(GRID)
+    base = ModelConfig.create("mixste", "tiny")
+    cluster = ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1)
+    uniform = ModelConfig.create("mixste", "tiny", "uniform", None, 9, 1)
+    sbase = ModelConfig.create("strided", "tiny")
+    ms = {base.cell_id(): 10.0, cluster.cell_id(): 5.0, uniform.cell_id(): 4.0, sbase.cell_id(): 8.0}
+    calls: list[str] = []
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        calls.append(key)
+        return ms.get(key, 2.0) * (1 + len(calls) // 5)  # the machine slows down as the run goes on
+
+    df = run_grid(load_grid(path), tmp_path / "r", speed_clock=clock).set_index("label")
+    b, c, u = base.cell_id(), cluster.cell_id(), uniform.cell_id()
+    mixste_calls = [k for k in calls if k in (b, c, u)]
+    # warm-up then 4 rounds, each holding the baseline and both variants once (the start rotates)
+    assert mixste_calls[:3] == [b, c, u] and len(mixste_calls) == 3 * 5
+    for r in range(5):
+        assert sorted(mixste_calls[3 * r : 3 * r + 3]) == sorted([b, c, u])
+    # the mixste group is timed before the strided group starts: groups never interleave
+    last_mixste = max(i for i, k in enumerate(calls) if k in (b, c, u))
+    assert all(k not in (b, c, u) for k in calls[last_mixste + 1 :])
+    assert df.loc[cluster.label(), "speedup"] == pytest.approx(2.0, rel=0.35)
+    assert df.loc[uniform.label(), "speedup"] > df.loc[cluster.label(), "speedup"]
+    assert (df["speed_group"] == 3).all() and (df["error"] == "").all()
+    assert set(df["precision"]) == {"fp32"} and set(df["device"]) == {"cpu"} and set(df["threads"]) == {1}
+
+
+def test_groups_split_by_backbone_preset_and_protocol():
+    def task(backbone: str, iters: int) -> dict:
+        return {"model": {"backbone": backbone, "preset": "tiny", "overrides": {}}, "speed": {"iters": iters}}
+
+    tasks = [task("mixste", 5), task("strided", 5), task("mixste", 5), task("mixste", 9)]
+    groups = speed_groups(tasks)
+    assert [len(g) for g in groups] == [2, 1, 1]
+    assert group_key(tasks[0]) == group_key(tasks[2]) != group_key(tasks[3])
