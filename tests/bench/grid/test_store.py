@@ -239,15 +239,11 @@ def test_adding_a_measure_runs_only_that_measure(grid_file, tmp_path):
     run_grid(load_grid(grid_file), tmp_path / "t")
     ran = []
 
-    def counting(cells):
-        from bench.grid import local_executor
+    def progress(row, i, n):
+        ran.append(row["measure"])
 
-        ran.extend(c["measure"][0] for c in cells)
-        return local_executor(cells)
-
-    df = run_grid(
-        load_grid(grid_file, ["measure=[flops, speed]", "speed.iters=1", "speed.warmup=0"]), tmp_path / "t", counting
-    )
+    grid = load_grid(grid_file, ["measure=[flops, speed]", "speed.iters=1", "speed.warmup=0"])
+    df = run_grid(grid, tmp_path / "t", progress=progress)
     assert ran == ["speed"] * 5 and df["fps"].gt(0).all() and df["gflops"].gt(0).all()
 
 
