@@ -97,8 +97,9 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
                 calls = (g.speed.warmup + g.speed.iters) * g.speed.batch
                 hours["speed"][dev] += calls * call_s(gf, dev) / 3600
             if "accuracy" in hours:
+                batch = tr.batch_size or _recipe_batch(m["backbone"], m["preset"])
                 if tr.steps:
-                    train_s = tr.steps * tr.batch_size * 3 * call_s(gf, dev)
+                    train_s = tr.steps * batch * 3 * call_s(gf, dev)
                 elif tr.minutes:
                     train_s = tr.minutes * 60
                 else:
@@ -112,7 +113,7 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
                 bl = (m["backbone"], m["preset"], c["seed"], stable_id(m["overrides"]))
                 if c["train"].get("mode") in ("finetune", "none") and bl not in baselines:
                     baselines.add(bl)
-                    extra = tr.steps * tr.batch_size * 3 * call_s(base[bkey][0], dev) if tr.steps else train_s
+                    extra = tr.steps * batch * 3 * call_s(base[bkey][0], dev) if tr.steps else train_s
                 hours["accuracy"][dev] += (train_s + eval_s + extra) / 3600
         del frames
     est.hours = hours
@@ -121,7 +122,7 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
         f"effective, >= {GPU_CALL_MS:g} ms per call",
         "cell GFLOPs = meta count of its backbone configuration x kept-token fraction over the blocks",
         f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) calls of batch {g.speed.batch} per cell",
-        f"accuracy: train {tr.budget_text()} x batch {tr.batch_size} x 3 (fwd+bwd); eval "
+        f"accuracy: train {tr.budget_text()} x batch {tr.batch_size or 'of the preset recipe'} x 3 (fwd+bwd); eval "
         + ("543,344 H36M test frames with flip" if g.data.source == "h36m" else "10% of training (synthetic)")
         + f"; {len(baselines)} shared baseline trainings counted",
         "flops: one meta count per cell (CPU work; the same on a GPU node)",
@@ -140,3 +141,12 @@ def format_estimate(est: Estimate) -> str:
 
 def summary(est: Estimate) -> dict[str, Any]:
     return {"cells": est.cells, "hours": est.hours, "assumptions": est.notes}
+
+
+def _recipe_batch(backbone: str, preset: str) -> int:
+    """Clips per step a preset's recipe trains with (the suite's default where it names none)."""
+    from backbones import get_backbone_spec
+    from bench.training.loop import DEFAULT_BATCH
+
+    r = get_backbone_spec(backbone).preset(preset).recipe
+    return r.batch_size if r is not None and r.batch_size else DEFAULT_BATCH
