@@ -61,9 +61,9 @@ def accuracy_notes(df: pd.DataFrame, limit: float = MEAN_POSE_LIMIT) -> pd.Serie
         if not np.isfinite(t) or t <= 0:
             texts.append("")
         elif np.isfinite(o) and o > limit * t:
-            texts.append(f"at the mean pose: {o:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
+            texts.append(f"not off the mean pose: {o:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
         elif np.isfinite(b) and b > limit * t:
-            texts.append(f"baseline at the mean pose: {b:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
+            texts.append(f"baseline not off the mean pose: {b:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
         else:
             texts.append("")
     return pd.Series(texts, index=df.index, dtype=object)

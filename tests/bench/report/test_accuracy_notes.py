@@ -53,9 +53,9 @@ def frame() -> pd.DataFrame:
 def test_notes_name_the_row_or_its_baseline_at_the_mean_pose():
     notes = list(accuracy_notes(frame()))
     assert notes[0] == "" and notes[1] == ""
-    assert notes[2] == "at the mean pose: 100.0 mm vs trivial 160.0 mm (> 0.5 x trivial)"
-    assert notes[3] == "at the mean pose: 151.5 mm vs trivial 157.8 mm (> 0.5 x trivial)"
-    assert notes[4] == "baseline at the mean pose: 151.5 mm vs trivial 157.8 mm (> 0.5 x trivial)"
+    assert notes[2] == "not off the mean pose: 100.0 mm vs trivial 160.0 mm (> 0.5 x trivial)"
+    assert notes[3] == "not off the mean pose: 151.5 mm vs trivial 157.8 mm (> 0.5 x trivial)"
+    assert notes[4] == "baseline not off the mean pose: 151.5 mm vs trivial 157.8 mm (> 0.5 x trivial)"
     masked = with_accuracy_notes(frame())
     assert masked["mpjpe_mm"].isna().tolist() == [False, False, True, True, True]
     assert masked["pmpjpe_mm"].isna().tolist() == [False, False, True, True, True]
@@ -71,7 +71,7 @@ def test_hot_table_prints_a_dash_and_the_reason():
     assert np.isnan(f.loc[("motionbert/tiny", "cluster+attention"), "MPJPE (mm)"])
     assert np.isnan(f.loc[("motionbert/tiny", "cluster+attention"), "ΔMPJPE (%)"])
     assert f.loc[("motionbert/tiny", "cluster+attention"), "Note"].endswith(
-        "baseline at the mean pose: 151.5 mm vs trivial 157.8 mm (> 0.5 x trivial)"
+        "baseline not off the mean pose: 151.5 mm vs trivial 157.8 mm (> 0.5 x trivial)"
     )
     assert f.loc[("mixste/tiny", "cluster+attention"), "Note"] == ""
     text = render(t, "md")
@@ -82,7 +82,7 @@ def test_hot_table_prints_a_dash_and_the_reason():
 def test_seed_table_and_plots_leave_the_mean_pose_out():
     text = seed_table(frame())
     line = next(x for x in text.splitlines() if "motionbert/tiny cluster" in x)
-    assert "—" in line and "baseline at the mean pose" in line and "70" not in line.split("baseline at")[0]
+    assert "—" in line and "baseline not off the mean pose" in line and "70" not in line.split("baseline not off")[0]
     lines = left_out(frame())
     assert len(lines) == 3 and any("motionbert/tiny cluster+attention" in x for x in lines)
     figs = figures(frame())
