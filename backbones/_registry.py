@@ -56,6 +56,7 @@ class TrainRecipe:
 
     lr: float | None = None
     warmup_steps: int = 0  # linear learning-rate warm-up from 0
+    batch_size: int | None = None  # clips per step (None: the suite's default, 16)
     loss_weights: Mapping[str, float] = field(default_factory=dict)  # objective term -> weight override
     notes: str = ""
 

@@ -368,9 +368,17 @@ def cmd_run(a: argparse.Namespace) -> int:
     def progress(row: dict[str, Any], i: int, n: int) -> None:
         status = row.get("error") or (f"{row.get('gflops', float('nan')):.3f} GFLOPs" if "gflops" in row else "ok")
         if row.get("mpjpe_mm") is not None and not row.get("error"):
-            status += f", MPJPE {row['mpjpe_mm']:.1f} mm"
+            from bench.report.frame import MEAN_POSE_LIMIT
+
+            trivial = row.get("trivial_mpjpe_mm") or float("inf")
+            if row["mpjpe_mm"] > MEAN_POSE_LIMIT * trivial:  # the rule of bench.report.frame.accuracy_notes
+                status += f", MPJPE not presented (still at the mean pose: trivial {trivial:.1f} mm)"
+            else:
+                status += f", MPJPE {row['mpjpe_mm']:.1f} mm"
         if row.get("fps") is not None and not row.get("error"):
             status += f", {row['fps']:.1f} fps"
+            if row.get("speedup") is not None:
+                status += f" ({row['speedup']:.2f}x its baseline, same rounds)"
         secs = row.get("cell_seconds") or 0.0
         print(f"[{i}/{n}] {row['measure']:<8} {row['label']:<48} {status} ({secs:.1f} s)", flush=True)
 
@@ -565,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--steps", type=int, default=None, help="training budget in steps")
     pt.add_argument("--minutes", type=float, default=None, help="training budget in minutes")
     pt.add_argument("--seed", type=int, default=0)
-    pt.add_argument("--batch-size", type=int, default=16, help="clips per step")
+    pt.add_argument("--batch-size", type=int, default=None, help="clips per step (default: the preset recipe, else 16)")
     pt.add_argument("--lr", type=float, default=None, help="default: the preset's recipe, else 3e-3")
     pt.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     pt.add_argument(

@@ -273,7 +273,7 @@ class TrainConfig(_Config):
     steps: int | None = Field(None, ge=1)
     minutes: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
-    batch_size: int = Field(16, ge=1)  # clips per step (x T output frames for seq2seq)
+    batch_size: int | None = Field(None, ge=1)  # clips per step (x T frames for seq2seq); None: recipe, else 16
     lr: float | None = Field(None, gt=0)  # None: the preset's recipe (TrainRecipe.lr), else DEFAULT_LR
     warmup_steps: int | None = Field(None, ge=0)  # linear LR warm-up; None: the preset's recipe, else 0
     weight_decay: float = Field(0.01, ge=0)

@@ -102,8 +102,9 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
                 calls = g.speed.warmup + g.speed.iters
                 hours["speed"][dev] += calls * call_s(gf * g.speed.batch, dev) / 3600
             if "accuracy" in hours:
+                batch = tr.batch_size or _recipe_batch(m["backbone"], m["preset"])
                 if tr.steps:
-                    train_s = tr.steps * call_s(3 * gf * tr.batch_size, dev)  # one step: a batch, fwd + bwd
+                    train_s = tr.steps * call_s(3 * gf * batch, dev)  # one step: a batch, fwd + bwd
                 elif tr.minutes:
                     train_s = tr.minutes * 60
                 else:
@@ -117,7 +118,7 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
                 bl = (m["backbone"], m["preset"], c["seed"], stable_id(m["overrides"]))
                 if c["train"].get("mode") in ("finetune", "none") and bl not in baselines:
                     baselines.add(bl)
-                    extra = tr.steps * call_s(3 * base[bkey][0] * tr.batch_size, dev) if tr.steps else train_s
+                    extra = tr.steps * call_s(3 * base[bkey][0] * batch, dev) if tr.steps else train_s
                 hours["accuracy"][dev] += (train_s + eval_s + extra) / 3600
         del frames
     est.hours = hours
@@ -133,7 +134,7 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
         " (seeds share it)",
         "accuracy: train "
         + "; ".join(sorted(budgets))
-        + " x 3 (fwd+bwd) at the cell's GFLOPs; eval "
+        + " x batch (the cell's, else its preset recipe's) x 3 (fwd+bwd) at the cell's GFLOPs; eval "
         + ("543,344 H36M test frames with flip" if g.data.source == "h36m" else "10% of training (synthetic)")
         + f"; {len(baselines)} shared baseline trainings counted",
         "flops: one meta count per model, shared by its seeds (CPU work; the same on a GPU node)",
@@ -152,3 +153,12 @@ def format_estimate(est: Estimate) -> str:
 
 def summary(est: Estimate) -> dict[str, Any]:
     return {"cells": est.cells, "hours": est.hours, "assumptions": est.notes}
+
+
+def _recipe_batch(backbone: str, preset: str) -> int:
+    """Clips per step a preset's recipe trains with (the suite's default where it names none)."""
+    from backbones import get_backbone_spec
+    from bench.training.loop import DEFAULT_BATCH
+
+    r = get_backbone_spec(backbone).preset(preset).recipe
+    return r.batch_size if r is not None and r.batch_size else DEFAULT_BATCH

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.report.frame import MEAN_POSE_LIMIT, accuracy_notes
+
 #: issue targets: baseline <= 0.5 x trivial; fine-tuned <= 1.10 x baseline; training-free <= 1.25 x baseline
 TARGETS = {"baseline": 0.5, "finetune": 1.10, "none": 1.25}
 
@@ -21,7 +23,10 @@ def with_baseline(df: pd.DataFrame) -> pd.DataFrame:
     ok["baseline_mpjpe_mm"] = ok["baseline_key"].map(base)
     ok["ratio"] = (ok["mpjpe_mm"] / ok["baseline_mpjpe_mm"]).where(~is_base, ok["mpjpe_mm"] / ok["trivial_mpjpe_mm"])
     ok["target"] = ok["train_mode"].map(TARGETS).where(~is_base, TARGETS["baseline"])
-    ok["meets"] = ok["ratio"] <= ok["target"]
+    ok["accuracy_note"] = accuracy_notes(ok)
+    bad = ok["accuracy_note"] != ""
+    ok["ratio"] = ok["ratio"].mask(bad)  # a ratio to (or of) a network at the mean pose means nothing
+    ok["meets"] = (ok["ratio"] <= ok["target"]) & ~bad
     return ok
 
 
@@ -38,19 +43,31 @@ def summarise_seeds(df: pd.DataFrame) -> pd.DataFrame:
         ratio_mean=("ratio", "mean"),
         target=("target", "first"),
         meets_all=("meets", "all"),
+        accuracy_note=("accuracy_note", lambda s: "; ".join(dict.fromkeys(x for x in s if x))),
     ).reset_index()
     out["mpjpe_sd"] = out["mpjpe_sd"].fillna(0.0)
-    out["MPJPE mm"] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(out["mpjpe_mean"], out["mpjpe_sd"], strict=True)]
+    bad = out["accuracy_note"] != ""
+    out["ratio_mean"] = out["ratio_mean"].mask(bad)
+    out["MPJPE mm"] = [
+        "—" if b else f"{m:.1f} ± {s:.1f}" for m, s, b in zip(out["mpjpe_mean"], out["mpjpe_sd"], bad, strict=True)
+    ]
     return out
 
 
 def seed_table(df: pd.DataFrame) -> str:
-    """The seed summary as a GitHub table (the ratio is to the baseline, or to trivial for a baseline)."""
+    """The seed summary as a GitHub table (the ratio is to the baseline, or to trivial for a baseline).
+
+    A configuration at the mean pose, or built on a baseline at the mean pose, shows "—" and its note."""
     from tabulate import tabulate
 
     s = summarise_seeds(df)
     cols = ["label", "train_mode", "seeds", "MPJPE mm", "baseline_mean", "trivial_mean", "ratio_mean", "target"]
-    return tabulate(s[[*cols, "meets_all"]], headers="keys", tablefmt="github", showindex=False, floatfmt=".3g")
+    if (s["accuracy_note"] != "").any():
+        cols.append("accuracy_note")
+    s["baseline_mean"] = s["baseline_mean"].where(s["baseline_mean"] <= MEAN_POSE_LIMIT * s["trivial_mean"])
+    return tabulate(
+        s[[*cols, "meets_all"]], headers="keys", tablefmt="github", showindex=False, floatfmt=".3g", missingval="—"
+    )
 
 
 __all__ = ["TARGETS", "seed_table", "summarise_seeds", "with_baseline"]

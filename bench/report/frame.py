@@ -16,7 +16,7 @@ import pandas as pd
 
 BASELINE = "none"
 # columns that name a configuration; everything else is a measurement (or bookkeeping)
-CONFIG_KEYS = ("backbone", "preset", "pruner", "recoverer", "label", "mode", "data")
+CONFIG_KEYS = ("backbone", "preset", "pruner", "recoverer", "label", "mode", "train_mode", "data")
 MEASURES = (
     "params",
     "gflops",
@@ -30,6 +30,54 @@ MEASURES = (
     "mpjve_mm",
     "trivial_mpjpe_mm",
 )
+
+
+#: a row's MPJPE is a result only if it and its baseline's are at most this fraction of the trivial
+#: (mean-pose) predictor's: above it the network has not left the mean pose (issue 9)
+MEAN_POSE_LIMIT = 0.5
+#: measures that a row at the mean pose does not present
+ACCURACY_MEASURES = ("mpjpe_mm", "pmpjpe_mm", "mpjve_mm")
+
+
+def accuracy_notes(df: pd.DataFrame, limit: float = MEAN_POSE_LIMIT) -> pd.Series:
+    """Why each row's MPJPE is not a result (``""`` where it is), by the one rule every report applies.
+
+    A row is not a result when its own MPJPE, or that of its baseline (the ``pruner == "none"`` row with
+    the same ``baseline_key``), is above ``limit`` x its trivial mean-pose MPJPE (``trivial_mpjpe_mm``):
+    such a network has not left the mean pose, so its number says nothing about pruning.
+    """
+    if "mpjpe_mm" not in df or "trivial_mpjpe_mm" not in df:
+        return pd.Series("", index=df.index, dtype=object)
+    own = pd.to_numeric(df["mpjpe_mm"], errors="coerce")
+    trivial = pd.to_numeric(df["trivial_mpjpe_mm"], errors="coerce")
+    base = pd.Series(np.nan, index=df.index)
+    if "baseline_key" in df:
+        key = df["baseline_key"].fillna("").astype(str)
+        is_base = (df["pruner"] == BASELINE) & (key != "") & own.notna() & ~failed(df)
+        by_key = own[is_base].groupby(key[is_base]).mean()
+        base = key.map(by_key).where(df["pruner"] != BASELINE)
+    texts = []
+    for o, b, t in zip(own.to_numpy(float), base.to_numpy(float), trivial.to_numpy(float), strict=True):
+        if not np.isfinite(t) or t <= 0:
+            texts.append("")
+        elif np.isfinite(o) and o > limit * t:
+            texts.append(f"not off the mean pose: {o:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
+        elif np.isfinite(b) and b > limit * t:
+            texts.append(f"baseline not off the mean pose: {b:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
+        else:
+            texts.append("")
+    return pd.Series(texts, index=df.index, dtype=object)
+
+
+def with_accuracy_notes(df: pd.DataFrame, limit: float = MEAN_POSE_LIMIT) -> pd.DataFrame:
+    """``df`` plus ``accuracy_note``; where a note is given, the accuracy measures are NaN (not results)."""
+    out = df.copy()
+    out["accuracy_note"] = accuracy_notes(df, limit)
+    bad = out["accuracy_note"] != ""
+    for col in ACCURACY_MEASURES:
+        if col in out:
+            out[col] = pd.to_numeric(out[col], errors="coerce").mask(bad)
+    return out
 
 
 def has(df: pd.DataFrame, *cols: str) -> bool:
@@ -90,6 +138,7 @@ def aggregate_seeds(df: pd.DataFrame, measures: Sequence[str] = MEASURES) -> pd.
     seeds (NaN with one seed).
     """
     ok = with_views(ok_rows(df))
+    noted = "accuracy_note" in ok
     keys = [c for c in CONFIG_KEYS if c in ok.columns] + ["strategy", "n", "k", "group", "frames"]
     keys = list(dict.fromkeys(keys))
     cols = [c for c in measures if c in ok.columns]
@@ -100,7 +149,16 @@ def aggregate_seeds(df: pd.DataFrame, measures: Sequence[str] = MEASURES) -> pd.
     sd = grouped[cols].std(ddof=1).add_suffix("_sd")
     count = grouped.size().rename("seeds")
     firsts = grouped[[c for c in ("tokens", "depths") if c in ok.columns]].first()
-    out = pd.concat([mean, sd, count, firsts], axis=1).reset_index()
+    parts = [mean, sd, count, firsts]
+    if noted:  # a configuration with one seed at the mean pose presents no accuracy mean at all
+        parts.append(grouped["accuracy_note"].agg(lambda s: "; ".join(dict.fromkeys(x for x in s if x))))
+    out = pd.concat(parts, axis=1).reset_index()
+    if noted:
+        bad = out["accuracy_note"] != ""
+        for col in ACCURACY_MEASURES:
+            for c in (col, f"{col}_sd"):
+                if c in out:
+                    out[c] = out[c].mask(bad)
     return out
 
 

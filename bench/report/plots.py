@@ -21,7 +21,15 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.report.frame import BASELINE, aggregate_seeds, baseline_of, has, schedule_key
+from bench.report.frame import (
+    ACCURACY_MEASURES,
+    BASELINE,
+    aggregate_seeds,
+    baseline_of,
+    has,
+    schedule_key,
+    with_accuracy_notes,
+)
 from bench.report.pareto import MAXIMISE, direction, pareto_mask
 
 COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
@@ -74,7 +82,9 @@ def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: s
     the baseline as a black star, the Pareto front as a step line, points labelled (n, k)."""
     if not has(df, cost, error):
         return None
-    agg = aggregate_seeds(df).dropna(subset=[cost, error])
+    agg = aggregate_seeds(df)
+    noted = agg[(agg["group"] == group) & (agg["accuracy_note"] != "")] if "accuracy_note" in agg else agg.iloc[:0]
+    agg = agg.dropna(subset=[cost, error])
     agg = agg[agg["group"] == group]
     if agg.empty:
         return None
@@ -141,6 +151,9 @@ def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: s
         ]
         handles += [Line2D([], [], marker="o", ls="", color=c, label=f"pruner: {p}") for p, c in palette.items()]
         handles += [Line2D([], [], marker=m, ls="", color="0.3", label=f"{marker}: {v}") for v, m in markers.items()]
+        if len(noted) and error in ACCURACY_MEASURES:
+            text = f"{len(noted)} point(s) left out: model or its baseline at the mean pose (> 0.5 x trivial MPJPE)"
+            handles.append(Line2D([], [], ls="", label=text))
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=6, handletextpad=0.3)
     return fig
 
@@ -238,8 +251,21 @@ def save(fig: Figure, stem: str | os.PathLike[str]) -> list[Path]:
     return paths
 
 
+def left_out(df: pd.DataFrame) -> list[str]:
+    """One line per configuration whose accuracy the plots leave out, and why (the tables' rule)."""
+    agg = aggregate_seeds(with_accuracy_notes(df)) if len(df) else pd.DataFrame()
+    if "accuracy_note" not in agg:
+        return []
+    bad = agg[agg["accuracy_note"] != ""]
+    return [f"{g} {s}: {n}" for g, s, n in zip(bad["group"], bad["strategy"], bad["accuracy_note"], strict=True)]
+
+
 def figures(df: pd.DataFrame) -> Mapping[str, Figure]:
-    """Every figure the rows allow, by file stem (``mpjpe_vs_gflops_mixste-tiny``, ...)."""
+    """Every figure the rows allow, by file stem (``mpjpe_vs_gflops_mixste-tiny``, ...).
+
+    Accuracy points at the mean pose (:func:`~bench.report.frame.accuracy_notes`) are left out; each
+    trade-off legend counts them."""
+    df = with_accuracy_notes(df) if len(df) else df
     out: dict[str, Figure] = {}
     groups = sorted((df["backbone"].astype(str) + "/" + df["preset"].astype(str)).unique()) if len(df) else []
     for group in groups:
@@ -262,4 +288,6 @@ def write_plots(df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list[Path]
     paths: list[Path] = []
     for stem, fig in figures(df).items():
         paths += save(fig, Path(out_dir) / stem)
+    for line in left_out(df):
+        print(f"plots leave out {line}")
     return paths

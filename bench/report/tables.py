@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench.report.frame import BASELINE, aggregate_seeds, baseline_of, has, schedule_key
+from bench.report.frame import BASELINE, aggregate_seeds, baseline_of, has, schedule_key, with_accuracy_notes
 
 SIG = 4  # significant figures of every measured number
 SUMMARY_COLUMNS = (
@@ -128,7 +128,12 @@ def _latex(t: Table, shown: list[str], rows: list[list[str]]) -> str:
 def hot_table(df: pd.DataFrame) -> Table:
     """HoT's comparison layout: Backbone, Method, Frames (T), n, k, Params, FLOPs, FPS, MPJPE, P-MPJPE,
     and the change against the same backbone's baseline in %; best per column within a backbone marked.
+
+    A configuration at the mean pose, or fine-tuned / evaluated from a baseline at the mean pose
+    (:func:`~bench.report.frame.accuracy_notes`), shows "–" for its accuracy and says why under "Note".
     """
+    raw = df
+    df = with_accuracy_notes(df)
     agg = aggregate_seeds(df)
     agg = agg.assign(_pruned=agg["pruner"] != BASELINE, _n=agg["n"].map(schedule_key), _k=agg["k"].map(schedule_key))
     agg = agg.sort_values(["group", "_pruned", "strategy", "_n", "_k"], kind="stable").reset_index(drop=True)
@@ -145,7 +150,7 @@ def hot_table(df: pd.DataFrame) -> Table:
     t = Table(out, title="HoT-style comparison", group="Backbone")
     base = baseline_of(agg)
     for col, (header, better) in HOT_COLUMNS.items():
-        if not has(df, col):
+        if not has(raw, col):
             continue
         scale = 1e-6 if col == "params" else 1.0
         vals = (agg[col] * scale).map(round_sig)
@@ -166,6 +171,9 @@ def hot_table(df: pd.DataFrame) -> Table:
             pruned = agg["_pruned"]
             out[header] = [round(float(c), 1) if p and np.isfinite(c) else np.nan for c, p in zip(change, pruned)]
             t.fixed[header] = 1
+    notes = agg["accuracy_note"] if "accuracy_note" in agg else pd.Series("", index=agg.index)
+    if (notes != "").any():
+        out["Note"] = ["MPJPE not a result: " + n if n else "" for n in notes]
     t.frame = out
     return t
 

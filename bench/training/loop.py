@@ -150,6 +150,7 @@ def load_weights(
 
 
 DEFAULT_LR = 3e-3
+DEFAULT_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class Recipe:
 
     lr: float
     warmup_steps: int
+    batch_size: int
     loss_weights: dict[str, float]
     notes: str = ""
 
@@ -167,8 +169,10 @@ def resolve_recipe(model_cfg: ModelConfig, tc: TrainConfig) -> Recipe:
     r = get_backbone_spec(model_cfg.backbone).preset(model_cfg.preset).recipe
     lr = tc.lr if tc.lr is not None else (r.lr if r is not None and r.lr is not None else DEFAULT_LR)
     warm = tc.warmup_steps if tc.warmup_steps is not None else (r.warmup_steps if r is not None else 0)
+    batch = tc.batch_size or (r.batch_size if r is not None and r.batch_size else DEFAULT_BATCH)
     weights = dict(r.loss_weights) if r is not None and tc.loss == "paper" else {}
-    return Recipe(lr=lr, warmup_steps=warm, loss_weights=weights, notes=r.notes if r is not None else "")
+    notes = r.notes if r is not None else ""
+    return Recipe(lr=lr, warmup_steps=warm, batch_size=batch, loss_weights=weights, notes=notes)
 
 
 class _Batches:
@@ -262,7 +266,7 @@ def fit(
     stride = tc.train_stride or (t_frames if model_cfg.pipeline == "seq2seq" else max(1, t_frames // 3))
     clips = seq2seq_clips(data.train, t_frames, stride, with_confidence=conf)
     opt = torch.optim.AdamW(model.parameters(), lr=rec.lr, weight_decay=tc.weight_decay, foreach=True)
-    steps_per_epoch = max(1, math.ceil(len(clips) / tc.batch_size))
+    steps_per_epoch = max(1, math.ceil(len(clips) / rec.batch_size))
     warm = rec.warmup_steps
 
     def lr_factor(s: int) -> float:
@@ -294,7 +298,7 @@ def fit(
     t0 = time.perf_counter()
     deadline = t0 + tc.minutes * 60 - seconds_before if tc.minutes else math.inf
     bar = tqdm(total=tc.steps, initial=step, disable=not progress, desc=model_cfg.label(), unit="step")
-    batches = _Batches(clips, tc.batch_size, tc.seed).iterate(step // steps_per_epoch)
+    batches = _Batches(clips, rec.batch_size, tc.seed).iterate(step // steps_per_epoch)
     for _ in range(step % steps_per_epoch):  # skip what the interrupted epoch already consumed
         next(batches)
     while (tc.steps is None or step < tc.steps) and time.perf_counter() < deadline:

@@ -12,7 +12,7 @@ def test_seed_summary_compares_each_cell_with_its_own_baseline():
     rows = []
     for seed, (base, ft, tf) in enumerate([(60.0, 63.0, 70.0), (70.0, 80.0, 84.0)]):
         key = f"k{seed}"
-        common = {"seed": seed, "baseline_key": key, "trivial_mpjpe_mm": 160.0}
+        common = {"seed": seed, "baseline_key": key, "trivial_mpjpe_mm": 200.0}
         rows += [
             {**common, "label": "m/tiny", "pruner": "none", "train_mode": "none", "mpjpe_mm": base},
             {**common, "label": "m/tiny cluster", "pruner": "cluster", "train_mode": "finetune", "mpjpe_mm": ft},
@@ -20,7 +20,7 @@ def test_seed_summary_compares_each_cell_with_its_own_baseline():
         ]
     s = summarise_seeds(pd.DataFrame(rows)).set_index("label")
     assert s.loc["m/tiny", "seeds"] == 2 and s.loc["m/tiny", "MPJPE mm"] == "65.0 ± 7.1"
-    assert s.loc["m/tiny", "ratio_mean"] == pytest.approx((60 / 160 + 70 / 160) / 2)
+    assert s.loc["m/tiny", "ratio_mean"] == pytest.approx((60 / 200 + 70 / 200) / 2)
     assert s.loc["m/tiny cluster", "ratio_mean"] == pytest.approx((63 / 60 + 80 / 70) / 2)
     assert not s.loc["m/tiny cluster", "meets_all"]  # seed 1: 80 / 70 > 1.10
     assert s.loc["m/tiny cluster+i", "meets_all"] and s.loc["m/tiny cluster+i", "target"] == 1.25

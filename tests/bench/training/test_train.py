@@ -172,7 +172,7 @@ def test_load_weights_puts_the_baseline_into_the_pruned_backbone(tmp_path):
 
 
 def test_the_tiny_recipe_is_a_default_under_explicit_options():
-    from bench.training.loop import DEFAULT_LR, resolve_recipe
+    from bench.training.loop import DEFAULT_BATCH, DEFAULT_LR, resolve_recipe
 
     spec = get_backbone_spec("motionbert")
     recipe = spec.presets["tiny"].recipe
@@ -185,6 +185,21 @@ def test_the_tiny_recipe_is_a_default_under_explicit_options():
     assert resolve_recipe(tiny, TrainConfig(loss="mpjpe")).loss_weights == {}
     paper = resolve_recipe(ModelConfig.create("motionbert", "paper"), TrainConfig())
     assert (paper.lr, paper.warmup_steps, paper.loss_weights) == (DEFAULT_LR, 0, {})
+    assert paper.batch_size == DEFAULT_BATCH
+    assert resolve_recipe(tiny, TrainConfig()).batch_size == (recipe.batch_size or DEFAULT_BATCH)
+    assert resolve_recipe(tiny, TrainConfig(batch_size=3)).batch_size == 3
+
+
+def test_every_tiny_preset_declares_a_recipe_and_no_paper_preset_does():
+    from backbones import list_backbones
+
+    for name in list_backbones():
+        spec = get_backbone_spec(name)
+        for preset, p in spec.presets.items():
+            if preset == "tiny":
+                assert p.recipe is not None and p.recipe.notes, name
+            elif preset == "paper":
+                assert p.recipe is None, name
 
 
 def test_objective_weight_overrides_change_only_the_named_term():
