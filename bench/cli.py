@@ -392,6 +392,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         only=measures,
         retry_failed=a.retry_failed,
         remote=bool(a.ray or a.ray_address),
+        note=lambda line: print(line, flush=True),
     )
     _print_skipped(plan.skipped)
     if df.empty:

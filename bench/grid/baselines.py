@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -66,15 +67,29 @@ def baselines_of(cells: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]
     return out
 
 
-def ensure_baselines(cells: Iterable[Mapping[str, Any]], cache: BaselineCache, map_fn: MapFn = map) -> None:
-    """Train every baseline the cells need that the cache lacks, once each, before any cell runs."""
+def ensure_baselines(
+    cells: Iterable[Mapping[str, Any]],
+    cache: BaselineCache,
+    map_fn: MapFn = map,
+    note: Callable[[str], None] | None = None,
+) -> None:
+    """Train every baseline the cells need that the cache lacks, once each, before any cell runs.
+
+    ``note`` hears one line per baseline as it starts and ends (the CLI prints them)."""
     todo = [(k, d) for k, d in baselines_of(cells).items() if not cache.has(k)]
     if not todo:
         return
     descs = [d for _, d in todo]
+    say = note or (lambda _: None)
+    for key, desc in todo:
+        steps = (desc.get("train") or {}).get("steps")
+        model = f"{desc['model']['backbone']}/{desc['model']['preset']}"
+        say(f"baseline {key}: {model}, {steps} steps (shared, trained once)")
+    t0 = time.perf_counter()
     states = map_fn(train_baseline, descs, [cache.path(k) for k, _ in todo])
     for (key, desc), sd in zip(todo, states, strict=True):
         cache.save(key, sd, desc)
+        say(f"baseline {key}: saved ({time.perf_counter() - t0:.0f} s since the first started)")
 
 
 def attach_checkpoints(cells: Iterable[dict[str, Any]], cache: BaselineCache) -> None:

@@ -196,6 +196,7 @@ def run_grid(
     remote: bool = False,
     fsync: bool = True,
     speed_clock: Clock | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Run the (cell, measure) tasks of ``grid`` not yet stored in ``out_dir``; each row is on disk before the next.
 
@@ -237,7 +238,7 @@ def run_grid(
         elif getattr(executor, "handles_baselines", False):  # Ray: baselines are task dependencies
             rows = executor(others, baseline_root=Path(out_dir) / "baselines")  # type: ignore[call-arg]
         else:
-            _prepare_baselines(others, Path(out_dir))
+            _prepare_baselines(others, Path(out_dir), note)
             rows = executor(others)
         rows = itertools.chain(rows, _speed_rows(timed, speed_clock))
         for i, row in enumerate(rows, 1):
@@ -262,10 +263,10 @@ def _speed_rows(tasks: list[dict[str, Any]], clock: Clock | None) -> Iterator[di
             yield row
 
 
-def _prepare_baselines(todo: list[dict[str, Any]], out_dir: Path) -> None:
+def _prepare_baselines(todo: list[dict[str, Any]], out_dir: Path, note: Callable[[str], None] | None = None) -> None:
     """Train every baseline the tasks need, once, before they run (the train helper's module)."""
     from bench.grid.baselines import BaselineCache, attach_checkpoints, ensure_baselines
 
     cache = BaselineCache(out_dir / "baselines")
-    ensure_baselines(todo, cache)
+    ensure_baselines(todo, cache, note=note)
     attach_checkpoints(todo, cache)
