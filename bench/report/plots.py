@@ -208,7 +208,10 @@ def heatmap_figure(df: pd.DataFrame, group: str, metric: str) -> Figure | None:
 
 
 def speedup_figure(df: pd.DataFrame) -> Figure | None:
-    """Measured speedup (fps / baseline fps) next to the FLOPs reduction (baseline GFLOPs / GFLOPs), per cell."""
+    """Measured speedup next to the FLOPs reduction (baseline GFLOPs / GFLOPs), per cell, sorted by backbone.
+
+    The speedup is the row's paired ``speedup`` (timed in the same rounds as its baseline) where the grid
+    measured one, else the ratio of FPS columns."""
     if not has(df, "fps", "gflops"):
         return None
     agg = aggregate_seeds(df).dropna(subset=["fps", "gflops"])
@@ -217,9 +220,13 @@ def speedup_figure(df: pd.DataFrame) -> Figure | None:
     if pruned.empty:
         return None
     pruned["FLOPs reduction"] = pruned["group"].map(base["gflops"]) / pruned["gflops"]
-    pruned["measured speedup"] = pruned["fps"] / pruned["group"].map(base["fps"])
+    ratio = pruned["fps"] / pruned["group"].map(base["fps"])
+    # the paired speedup of the grid's speed groups (same rounds as the baseline) where the rows carry it
+    paired = pruned["speedup"] if "speedup" in pruned else pd.Series(float("nan"), index=pruned.index)
+    pruned["measured speedup"] = paired.where(paired.notna(), ratio)
     where = pruned["group"] if agg["preset"].nunique() > 1 else pruned["backbone"]
     pruned["cell"] = where + "  " + pruned["strategy"] + " (" + pruned["n"] + ", " + pruned["k"] + ")"
+    pruned = pruned.sort_values("cell")
     long = pruned.melt(id_vars="cell", value_vars=["FLOPs reduction", "measured speedup"], var_name="factor")
     with _style():
         fig = Figure(figsize=(COLUMN_WIDTH_IN, 0.9 + 0.22 * len(pruned)), layout="constrained")
