@@ -98,7 +98,8 @@ def identity_row(cell: Mapping[str, Any], cfg: ModelConfig | None = None) -> dic
         "depths": json.dumps(list(cfg.depths)),
         "seed": cell.get("seed", 0),
         "train_mode": (cell.get("train") or {}).get("mode", "scratch"),
-        "baseline_key": (cell.get("baseline") or {}).get("key", ""),
+        # every measure's row names the cell's baseline (a FLOPs or speed task carries no baseline to wait for)
+        "baseline_key": cell.get("baseline_key") or (cell.get("baseline") or {}).get("key", ""),
         "label": cfg.label(),
         "torch": torch.__version__,
         "error": "",

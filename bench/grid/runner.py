@@ -150,7 +150,16 @@ def pending_tasks(
                     copies.append({**rec, "cell_id": c["cell_id"], "seed": c["seed"], "key": key, "measure": m})
                 continue
             # only accuracy depends on a baseline: a FLOPs or speed task never waits for one to train
-            todo.append({**c, "measure": [m], "key": key, "baseline": c.get("baseline") if m == "accuracy" else None})
+            base = c.get("baseline") or {}
+            todo.append(
+                {
+                    **c,
+                    "measure": [m],
+                    "key": key,
+                    "baseline": base or None if m == "accuracy" else None,
+                    "baseline_key": base.get("key", ""),
+                }
+            )
     return todo, copies
 
 

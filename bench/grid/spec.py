@@ -59,6 +59,7 @@ class BackboneAxes(_Config):
     depths: list[int | list[int]] | None = Field(None, min_length=1)
     schedules: list[ScheduleSpec] | None = None
     train: dict[str, Any] = Field(default_factory=dict)
+    baseline: dict[str, Any] = Field(default_factory=dict)  # changes to the shared baseline's train options
 
     _lists = field_validator("presets", "pruners", "recoverers", "tokens", "depths", mode="before")(
         lambda v: v if v is None or isinstance(v, list) else [v]
@@ -150,6 +151,9 @@ class Grid(_Config):
         if ov.train:
             merged = {**self.train.model_dump(exclude_unset=True), **ov.train}
             update["train"] = validate(TrainConfig, merged, f"by_backbone.{name}.train")
+        if ov.baseline:
+            validate(TrainConfig, {k: x for k, x in ov.baseline.items() if k != "mode"}, f"by_backbone.{name}.baseline")
+            update["baseline"] = {**self.baseline, **ov.baseline}
         g = self.model_copy(update=update)
         # a per-backbone sweep is explicit: its schedules add to its tokens x depths
         object.__setattr__(g, "__pydantic_fields_set__", self.model_fields_set | (set(update) & {"tokens", "depths"}))

@@ -155,3 +155,26 @@ def test_killed_baseline_resumes_instead_of_restarting(tmp_path):
     info = json.loads((state.parent / "baseline.json").read_text())
     assert info["resumed_from"] == step and info["steps"] == 40
     assert (state.parent / "model.pt").is_file() and len(df) == 3
+
+
+def test_by_backbone_gives_each_backbone_its_own_baseline_budget(tmp_path):
+    path = tmp_path / "g.yaml"
+    text = grid_text(tmp_path / "cache").replace("[strided]", "[strided, mhformer]")
+    path.write_text(text + "by_backbone:\n  strided: {baseline: {steps: 7}}\n")
+    cells = [c for c in expand(load_grid(path)) if c["baseline"]]
+    steps = {c["model"]["backbone"]: c["baseline"]["train"]["steps"] for c in cells}
+    assert steps == {"strided": 7, "mhformer": 4}  # the grid's baseline.steps (4) where nothing overrides it
+    keys = {c["model"]["backbone"]: c["baseline"]["key"] for c in cells}
+    assert keys["strided"] != keys["mhformer"]
+    path.write_text(text + "by_backbone:\n  strided: {baseline: {steps: -1}}\n")
+    with pytest.raises(GridError, match=r"by_backbone\.strided\.baseline\.steps"):
+        expand(load_grid(path))
+
+
+def test_every_measure_row_names_the_cells_baseline(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(grid_text(tmp_path / "cache").replace("measure: [accuracy]", "measure: [flops, accuracy]"))
+    df = run_grid(load_grid(path), tmp_path / "res")
+    assert len(df) == 3 and df["gflops"].gt(0).all() and df["mpjpe_mm"].gt(0).all()
+    # the merged row keeps the key although the FLOPs task never waited for the baseline
+    assert (df["baseline_key"].astype(str).str.len() == 12).all() and df["baseline_key"].nunique() == 1
