@@ -233,18 +233,23 @@ class ModelConfig(_Config):
             model = create_backbone(self.backbone, self.preset, **dict(self.overrides))
             if not isinstance(model, PoseBackbone):
                 raise RegistryError(f"backbone '{self.backbone}' does not implement the PoseBackbone view")
-            if self.pruned:
-                from strategies import apply_hourglass
+            self.insert_hourglass(model)
+        return model
 
-                apply_hourglass(
-                    model,
-                    pruner=self.pruner,
-                    recoverer=self.effective_recoverer,
-                    tokens=list(self.tokens),
-                    depths=list(self.depths),
-                    pruner_kwargs=dict(self.pruner_options),
-                    recoverer_kwargs=dict(self.recoverer_options),
-                )
+    def insert_hourglass(self, model: PoseBackbone) -> PoseBackbone:
+        """Insert this configuration's hourglass into a built backbone (nothing for the baseline)."""
+        if self.pruned:
+            from strategies import apply_hourglass
+
+            apply_hourglass(
+                model,
+                pruner=self.pruner,
+                recoverer=self.effective_recoverer,
+                tokens=list(self.tokens),
+                depths=list(self.depths),
+                pruner_kwargs=dict(self.pruner_options),
+                recoverer_kwargs=dict(self.recoverer_options),
+            )
         return model
 
 

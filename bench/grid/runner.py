@@ -58,12 +58,11 @@ def _reason(e: BaseException) -> str:
 
 def plan_grid(grid: Grid) -> Plan:
     """Expand and validate ``grid`` whole, before anything runs (see the module docstring)."""
-    from strategies import apply_hourglass
-    from strategies.hourglass import _static_tokens
-    from strategies.schedule import Schedule
+    from strategies import block_tokens
 
     cells = expand(grid)
     base: dict[str, Any] = {}  # backbone configuration -> meta model (or the exception that refused it)
+    full: dict[str, list[int]] = {}  # backbone configuration -> frame tokens per block without an hourglass
     verdict: dict[str, str | float] = {}  # model id -> reason (str) or tokens fraction (float)
     ok: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
@@ -79,6 +78,7 @@ def plan_grid(grid: Grid) -> Plan:
             if bkey not in base:
                 try:
                     base[bkey] = cfg.baseline().build("meta")
+                    full[bkey] = block_tokens(base[bkey])  # before any cell inserts its hourglass into it
                 except Exception as e:
                     base[bkey] = e
             model = base[bkey]
@@ -86,18 +86,9 @@ def plan_grid(grid: Grid) -> Plan:
                 verdict[mid] = _reason(model)
             else:
                 try:
-                    full = _static_tokens(model, Schedule(stages=(), frames=model.frames))
                     if cfg.pruned:
-                        apply_hourglass(
-                            model,
-                            pruner=cfg.pruner,
-                            recoverer=cfg.effective_recoverer,
-                            tokens=list(cfg.tokens),
-                            depths=list(cfg.depths),
-                            pruner_kwargs=dict(cfg.pruner_options),
-                            recoverer_kwargs=dict(cfg.recoverer_options),
-                        )
-                        verdict[mid] = sum(model.hourglass.tokens_per_block) / max(1, sum(full))
+                        cfg.insert_hourglass(model)
+                        verdict[mid] = sum(model.hourglass.tokens_per_block) / max(1, sum(full[bkey]))
                     else:
                         verdict[mid] = 1.0
                 except Exception as e:
