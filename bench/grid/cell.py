@@ -30,24 +30,16 @@ def _flops_fields(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _speed_fields(cfg: ModelConfig, opts: Mapping[str, Any]) -> dict[str, Any]:
-    from bench.measure.speed import measure_speed
+    """One cell timed alone (the Ray path; local grids time speed in groups, bench.grid.speed_groups),
+    under the cell's whole speed protocol, precision included, with the same columns as a group's rows."""
+    from bench.config import SpeedConfig, validate
+    from bench.grid.speed_groups import SPEED_FIELDS
+    from bench.measure.speed import check_device, measure_speed
 
-    r = measure_speed(
-        cfg,
-        batch=int(opts.get("batch", 1)),
-        warmup=opts.get("warmup"),  # None: SpeedConfig's defaults
-        iters=opts.get("iters"),
-        threads=opts.get("threads"),
-        device=str(opts.get("device", "cpu")),
-    ).to_dict()
-    return {
-        "latency_ms": r["latency_ms_median"],
-        "latency_iqr_ms": r["latency_ms_iqr"],
-        "fps": r["fps"],
-        "speed_batch": r["batch"],
-        "threads": r["threads"],
-        "device": r["device"],
-    }
+    speed = validate(SpeedConfig, opts, "speed")
+    check_device(speed)
+    r = measure_speed(cfg, **speed.model_dump()).to_dict()
+    return {ours: r[theirs] for theirs, ours in SPEED_FIELDS.items() if theirs in r}
 
 
 def _accuracy_fields(

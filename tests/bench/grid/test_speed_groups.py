@@ -58,3 +58,20 @@ def test_groups_split_by_backbone_preset_and_protocol():
     groups = speed_groups(tasks)
     assert [len(g) for g in groups] == [2, 1, 1]
     assert group_key(tasks[0]) == group_key(tasks[2]) != group_key(tasks[3])
+
+
+def test_a_cell_timed_alone_keeps_the_grids_precision_and_the_group_columns():
+    from bench.grid.cell import run_cell
+    from bench.grid.speed_groups import SPEED_FIELDS
+
+    cfg = ModelConfig.create("strided", "tiny", "uniform", None, 9, 1)
+    cell = {
+        "cell_id": "x",
+        "model": cfg.to_dict(),
+        "measure": ["speed"],
+        "speed": {"warmup": 0, "iters": 2, "threads": 1, "precision": "bf16"},
+    }
+    row = run_cell(cell)
+    assert row["error"] == "" and row["precision"] == "bf16" and row["threads"] == 1 and row["fps"] > 0
+    assert {"latency_ms", "latency_iqr_ms", "speed_batch", "device_name"} <= set(row)
+    assert set(row) & set(SPEED_FIELDS.values()) <= set(SPEED_FIELDS.values())
