@@ -90,18 +90,20 @@ SPEED_FLAGS = {k: f"--{k}" for k in ("batch", "warmup", "iters", "threads", "dev
 PRECISION_HELP = "fp32 (default), bf16 (torch.autocast; CPU and CUDA) or fp16 (autocast; CUDA only)"
 
 
-def add_speed_args(p: argparse.ArgumentParser) -> None:
-    """The one speed protocol's flags; unset ones take :class:`~bench.config.SpeedConfig`'s defaults."""
+def add_speed_args(p: argparse.ArgumentParser, precision_default: str | None = None) -> None:
+    """The one speed protocol's flags; unset ones take :class:`~bench.config.SpeedConfig`'s defaults
+    (``precision_default`` replaces its precision, for a command that compares against fp32)."""
     from bench.config import SpeedConfig
 
     d = SpeedConfig()
+    precision = precision_default or d.precision
     g = p.add_argument_group("speed protocol (defaults: bench.config.SpeedConfig)")
     g.add_argument("--batch", type=int, default=None, help=f"clips per forward (default {d.batch})")
     g.add_argument("--warmup", type=int, default=None, help=f"untimed calls first (default {d.warmup})")
     g.add_argument("--iters", type=int, default=None, help=f"timed calls (default {d.iters})")
     g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     g.add_argument("--device", default=None, help=f"cpu or cuda[:N] (default {d.device})")
-    g.add_argument("--precision", default=None, help=f"{PRECISION_HELP} (default {d.precision})")
+    g.add_argument("--precision", default=precision_default, help=f"{PRECISION_HELP} (default {precision})")
 
 
 def speed_config_from_args(a: argparse.Namespace):  # -> SpeedConfig
@@ -452,7 +454,7 @@ def _dry_run(plan: Any, measures: list[str], out: Path, limit: int | None) -> in
     return 0
 
 
-# ---- benchmarks: speedup, study, paper targets ---------------------------------------------------
+# ---- benchmarks: speedup, precision, study, paper targets -----------------------------------------
 def _backbones_arg(a: argparse.Namespace) -> list[str] | None:
     if not a.backbone:
         return None
@@ -482,6 +484,30 @@ def cmd_speedup(a: argparse.Namespace) -> int:
         batch=sc.batch,
         device=sc.device,
         precision=sc.precision,
+    )
+    _print(rows, a.format, format_rows)
+    return 1 if any(r.get("error") for r in rows) else 0
+
+
+def cmd_precision(a: argparse.Namespace) -> int:
+    """Each backbone in fp32 and under ``--precision``'s autocast, timed in the same rounds."""
+    from bench.benchmarks.precision import format_rows, run_precision
+    from bench.measure.speed import check_device
+
+    sc = speed_config_from_args(a)
+    if sc.precision == "fp32":
+        raise UserError("--precision fp32 is the reference every row is timed against; give bf16 (CPU, CUDA) or fp16")
+    names = _backbones_arg(a)
+    check_device(sc)
+    rows = run_precision(
+        names,
+        preset=a.preset,
+        precision=sc.precision,
+        warmup=sc.warmup,
+        iters=sc.iters,
+        threads=sc.threads,
+        batch=sc.batch,
+        device=sc.device,
     )
     _print(rows, a.format, format_rows)
     return 1 if any(r.get("error") for r in rows) else 0
@@ -608,6 +634,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_speed_args(pv)
     pv.add_argument("--format", choices=["text", "json"], default="text")
     pv.set_defaults(func=cmd_speedup)
+
+    pq = sub.add_parser(
+        "precision", help="each backbone in fp32 and under bf16/fp16 autocast, timed in the same rounds"
+    )
+    pq.add_argument("--backbone", "-b", default=None, help="comma-separated backbones (default: all)")
+    pq.add_argument("--preset", "-p", default="paper", help="backbone preset (default paper)")
+    add_speed_args(pq, precision_default="bf16")
+    pq.add_argument("--format", choices=["text", "json"], default="text")
+    pq.set_defaults(func=cmd_precision)
 
     pg = sub.add_parser("targets", help="the published FLOPs of every HoT/TPC configuration against ours")
     pg.add_argument("--backbone", "-b", default=None, help="comma-separated backbones (default: all)")

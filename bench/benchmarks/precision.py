@@ -1,6 +1,6 @@
 """Reduced precision as deployed: bf16 (or fp16) autocast latency against fp32, and the output change (issue 13).
 
-    python -m bench.benchmarks.precision --preset paper --threads 1 --warmup 1 --iters 5
+    python run_bench.py precision --preset paper --threads 1 --warmup 1 --iters 5 [--format json]
 
 For every backbone the same model (same seeded weights) is timed in fp32 and under autocast
 round-robin in one process (:func:`bench.measure.speed.time_round_robin` with one precision per
@@ -13,16 +13,13 @@ slower than fp32.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from tabulate import tabulate
 
-from bench.config import ConfigError, ModelConfig, SpeedConfig, validate
+from bench.config import ModelConfig, SpeedConfig, validate
 
 
 def output_change(cfg: ModelConfig, precision: str, batch: int = 1, device: str = "cpu") -> tuple[float, float]:
@@ -47,14 +44,20 @@ def run_precision(
     *,
     preset: str = "paper",
     precision: str = "bf16",
-    warmup: int = 1,
-    iters: int = 5,
-    threads: int | None = 1,
+    warmup: int | None = None,
+    iters: int | None = None,
+    threads: int | None = None,
     batch: int = 1,
     device: str = "cpu",
 ) -> list[dict[str, Any]]:
-    """One row per backbone: fp32 and ``precision`` latency from the same rounds, ratio, output change."""
-    from bench.measure.speed import check_device, paired_speedup, time_round_robin
+    """One row per backbone: fp32 and ``precision`` latency from the same rounds, ratio, output change.
+
+    ``warmup`` / ``iters`` left ``None`` take the one speed protocol's defaults (:class:`SpeedConfig`).
+    An impossible request (fp16 on the CPU, a CUDA device this machine lacks) is a one-line
+    :class:`~bench.config.ConfigError` before any model is built."""
+    from bench.measure.speed import check_device, paired_speedup, protocol_defaults, time_round_robin
+
+    warmup, iters = protocol_defaults(warmup, iters)
 
     speed = validate(
         SpeedConfig,
@@ -131,39 +134,3 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"amx_tile={e.get('amx_tile')}; torch {e.get('torch')}, load average {e.get('load_average')}."
         )
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.benchmarks.precision``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.benchmarks.precision", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="paper")
-    parser.add_argument("--backbones", nargs="*", default=None, help="names or a comma list (default: the four)")
-    parser.add_argument("--precision", default="bf16", help="bf16 (CPU, CUDA) or fp16 (CUDA)")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    args = parser.parse_args(argv)
-    names = [b for arg in args.backbones for b in arg.split(",") if b] if args.backbones else None
-    try:
-        rows = run_precision(
-            names,
-            preset=args.preset,
-            precision=args.precision,
-            warmup=args.warmup,
-            iters=args.iters,
-            threads=args.threads,
-            batch=args.batch,
-            device=args.device,
-        )
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(rows, indent=2, default=str) if args.format == "json" else format_rows(rows))
-    return 1 if any(r["error"] for r in rows) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -96,9 +96,19 @@ def _subcommands() -> list[str]:
 
 
 def test_every_benchmark_is_a_subcommand():
-    assert {"run", "speed", "speedup", "study", "targets", "flops", "train", "evaluate", "report", "list"} <= set(
-        _subcommands()
-    )
+    assert {
+        "run",
+        "speed",
+        "speedup",
+        "precision",
+        "study",
+        "targets",
+        "flops",
+        "train",
+        "evaluate",
+        "report",
+        "list",
+    } <= set(_subcommands())
 
 
 @pytest.mark.parametrize("command", _subcommands())
