@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 BASELINE = "none"
-# columns that name a configuration; everything else is a measurement (or bookkeeping)
-CONFIG_KEYS = ("backbone", "preset", "pruner", "recoverer", "label", "mode", "train_mode", "data")
+#: the speed protocol's numeric precision (fp32, bf16, fp16), recorded in every speed row (issue 13)
+PRECISION = "precision"
+# columns that name a configuration; everything else is a measurement (or bookkeeping). The precision is
+# one: the same model timed in fp32 and bf16 is two deployed configurations, never averaged together
+CONFIG_KEYS = ("backbone", "preset", "pruner", "recoverer", "label", "mode", "train_mode", "data", PRECISION)
 MEASURES = (
     "params",
     "gflops",
@@ -166,3 +169,32 @@ def baseline_of(agg: pd.DataFrame) -> pd.DataFrame:
     """The baseline row of each ``group`` (backbone/preset), indexed by group."""
     base = agg[agg["pruner"] == BASELINE]
     return base.drop_duplicates("group").set_index("group")
+
+
+def precisions(df: pd.DataFrame) -> list[str]:
+    """The distinct speed precisions of ``df``'s usable rows, sorted (``[]`` without the column)."""
+    if PRECISION not in df:
+        return []
+    return sorted(str(v) for v in ok_rows(df)[PRECISION].dropna().unique())
+
+
+def varies_precision(df: pd.DataFrame) -> bool:
+    """``df`` holds rows timed at more than one precision (then every view separates them)."""
+    return len(precisions(df)) > 1
+
+
+def baseline_keys(df: pd.DataFrame) -> list[str]:
+    """The columns that pair a row with its baseline: ``group``, and ``precision`` where it varies."""
+    return ["group", PRECISION] if varies_precision(df) else ["group"]
+
+
+def baseline_values(agg: pd.DataFrame, column: str) -> pd.Series:
+    """Each row's baseline value of ``column`` (same backbone/preset and, where it varies, the same
+    precision); NaN where that baseline is missing. ``agg`` is :func:`aggregate_seeds`' frame."""
+    keys = baseline_keys(agg)
+    base = agg[agg["pruner"] == BASELINE].drop_duplicates(keys)
+    if column not in agg or base.empty:
+        return pd.Series(np.nan, index=agg.index)
+    lookup = {tuple(k): v for k, v in zip(base[keys].astype(str).to_numpy(), base[column], strict=True)}
+    values = [lookup.get(tuple(k), np.nan) for k in agg[keys].astype(str).to_numpy()]
+    return pd.Series(values, index=agg.index, dtype=float)

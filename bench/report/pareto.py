@@ -20,7 +20,7 @@ import moocore
 import numpy as np
 import pandas as pd
 
-from bench.report.frame import BASELINE, aggregate_seeds, baseline_of, ok_rows
+from bench.report.frame import BASELINE, PRECISION, aggregate_seeds, baseline_values, ok_rows, varies_precision
 
 MINIMISE = "min"
 MAXIMISE = "max"
@@ -94,26 +94,27 @@ def hypervolume_table(df: pd.DataFrame, cost: str = "gflops", error: str = "mpjp
     """Hypervolume of each (backbone/preset, strategy) front; highest first within a backbone.
 
     Seeds are averaged first. Columns: ``group, strategy, cells, front, ref_cost, ref_error,
-    hypervolume, rank``. Empty when the rows hold no ``cost``, ``error`` or ``trivial_mpjpe_mm``.
+    hypervolume, rank``, and ``precision`` after ``strategy`` where the rows hold several speed
+    precisions (one front per precision, against the baseline at that precision). Empty when the rows
+    hold no ``cost``, ``error`` or ``trivial_mpjpe_mm``.
     """
-    cols = ["group", "strategy", "cells", "front", "ref_cost", "ref_error", "hypervolume", "rank"]
+    several = varies_precision(df)
+    keys = ["group", "strategy", PRECISION] if several else ["group", "strategy"]
+    cols = [*keys, "cells", "front", "ref_cost", "ref_error", "hypervolume", "rank"]
     need = (cost, error, "trivial_mpjpe_mm")
     if not all(c in df.columns for c in need):
         return pd.DataFrame(columns=cols)
     agg = aggregate_seeds(df).dropna(subset=list(need))
-    base = baseline_of(agg)
+    agg = agg.assign(_ref=baseline_values(agg, cost))
     rows = []
-    for (group, strategy), g in agg[agg["pruner"] != BASELINE].groupby(["group", "strategy"], sort=True):
-        if group not in base.index:
-            continue
-        ref_cost, ref_error = float(base.at[group, cost]), float(g["trivial_mpjpe_mm"].mean())
+    for key, g in agg[(agg["pruner"] != BASELINE) & agg["_ref"].notna()].groupby(keys, sort=True):
+        ref_cost, ref_error = float(g["_ref"].iloc[0]), float(g["trivial_mpjpe_mm"].mean())
         scaled_cost = g[cost] / ref_cost if direction(cost) == MINIMISE else ref_cost / g[cost]
         pts = np.column_stack([scaled_cost.to_numpy(), (g[error] / ref_error).to_numpy()])
         on_front = nondominated(pts, [False, False])
         rows.append(
             {
-                "group": group,
-                "strategy": strategy,
+                **dict(zip(keys, key, strict=True)),
                 "cells": len(g),
                 "front": int(on_front.sum()),
                 "ref_cost": ref_cost,
@@ -124,6 +125,7 @@ def hypervolume_table(df: pd.DataFrame, cost: str = "gflops", error: str = "mpjp
     out = pd.DataFrame(rows, columns=cols[:-1])
     if out.empty:
         return pd.DataFrame(columns=cols)
-    out = out.sort_values(["group", "hypervolume"], ascending=[True, False], kind="stable")
-    out["rank"] = out.groupby("group").cumcount() + 1
+    within = ["group", PRECISION] if several else ["group"]  # strategies rank against each other per precision
+    out = out.sort_values([*within, "hypervolume"], ascending=[*(True for _ in within), False], kind="stable")
+    out["rank"] = out.groupby(within).cumcount() + 1
     return out.reset_index(drop=True)

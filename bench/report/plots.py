@@ -24,10 +24,13 @@ from matplotlib.lines import Line2D
 from bench.report.frame import (
     ACCURACY_MEASURES,
     BASELINE,
+    PRECISION,
     aggregate_seeds,
-    baseline_of,
+    baseline_values,
     has,
+    precisions,
     schedule_key,
+    varies_precision,
     with_accuracy_notes,
 )
 from bench.report.pareto import MAXIMISE, direction, pareto_mask
@@ -36,6 +39,7 @@ COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
 PNG_DPI = 200  # PDF is vector; the PNG is for a quick look
 TEXT_WIDTH_IN = 7.0
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+FRONT_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))  # one Pareto front line style per precision
 LABEL_LIMIT = 24  # more points than this: only the front's points get their (n, k) label
 AXIS_LABELS = {
     "gflops": "FLOPs per clip (GFLOPs)",
@@ -63,23 +67,77 @@ def _palette(values: pd.Series) -> dict[str, Any]:
 
 
 def _marker_column(agg: pd.DataFrame) -> str:
-    """Training mode where a grid varies it, else the recoverer."""
+    """The speed precision where the rows hold several, else the training mode where a grid varies it,
+    else the recoverer."""
+    if varies_precision(agg):
+        return PRECISION
     return "mode" if "mode" in agg and agg["mode"].nunique() > 1 else "recoverer"
 
 
 def _speed_note(df: pd.DataFrame, group: str) -> str:
+    """The speed protocol of ``group``'s rows: device, precision (or "precision per marker"), threads, batch."""
     rows = df[(df["backbone"] + "/" + df["preset"]) == group]
     parts = []
     for col, fmt in (("device", "{}"), ("threads", "{:g} thread(s)"), ("speed_batch", "batch {:g}")):
         if col in rows and rows[col].notna().any():
             v = rows[col].dropna().iloc[0]
             parts.append(fmt.format(v))
+    found = precisions(rows)
+    if found:
+        parts.insert(min(1, len(parts)), found[0] if len(found) == 1 else "precision per marker")
     return ", ".join(parts)
+
+
+def _cost_label(df: pd.DataFrame, cost: str) -> str:
+    """The x-axis label; a throughput measured at one precision names it (``..., fp32)``)."""
+    label = AXIS_LABELS.get(cost, cost)
+    found = precisions(df)
+    if cost in ("fps", "latency_ms") and len(found) == 1 and label.endswith(")"):
+        label = f"{label[:-1]}, {found[0]})"
+    return label
+
+
+def _fronts(ax: Any, agg: pd.DataFrame, cost: str, error: str) -> tuple[pd.Series, list[Line2D]]:
+    """Draw the Pareto front of ``agg`` (one per precision where it varies) as step lines.
+
+    Returns the on-front mask and the legend handles ("Pareto front" or "Pareto front (bf16)")."""
+    where = "pre" if direction(cost) == MAXIMISE else "post"
+    several = varies_precision(agg)
+    on = pareto_mask(agg, [cost, error], by=PRECISION if several else None)
+    groups = [(p, agg[PRECISION].astype(str) == p) for p in precisions(agg)] if several else [("", on | ~on)]
+    handles = []
+    for (prec, rows), ls in zip(groups, FRONT_STYLES * len(groups)):
+        front = agg[on & rows].sort_values(cost)
+        label = f"Pareto front ({prec})" if prec else "Pareto front"
+        ax.step(front[cost], front[error], where=where, color="0.35", lw=0.9, ls=ls, zorder=2, label=label)
+        handles.append(Line2D([], [], color="0.35", lw=0.9, ls=ls, label=label))
+    return on, handles
+
+
+def _baselines(ax: Any, base: pd.DataFrame, cost: str, error: str) -> list[Line2D]:
+    """Baselines as black stars (one star style per precision where it varies); their legend handles."""
+    if base.empty:
+        return [Line2D([], [], marker="*", ls="", color="black", ms=8, label="baseline")]
+    if not varies_precision(base):
+        ax.scatter(base[cost], base[error], marker="*", s=110, color="black", zorder=4, label="baseline")
+        return [Line2D([], [], marker="*", ls="", color="black", ms=8, label="baseline")]
+    handles = []
+    for i, prec in enumerate(precisions(base)):
+        b = base[base[PRECISION].astype(str) == prec]
+        face = "black" if i == 0 else "white"
+        label = f"baseline ({prec})"
+        ax.scatter(b[cost], b[error], marker="*", s=110, facecolor=face, edgecolor="black", zorder=4, label=label)
+        handles.append(Line2D([], [], marker="*", ls="", mfc=face, mec="black", ms=8, label=label))
+    return handles
 
 
 def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: str = "mpjpe_mm") -> Figure | None:
     """``error`` against ``cost`` for one backbone/preset: colour = pruner, marker = recoverer (or mode),
-    the baseline as a black star, the Pareto front as a step line, points labelled (n, k)."""
+    the baseline as a black star, the Pareto front as a step line, points labelled (n, k).
+
+    Rows timed at several precisions: marker = precision, one Pareto front (line style) and one
+    baseline star per precision, each named in the legend. At one precision a throughput axis and
+    the title name it."""
     if not has(df, cost, error):
         return None
     agg = aggregate_seeds(df)
@@ -97,18 +155,7 @@ def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: s
         sd = f"{error}_sd"
         if sd in agg and agg[sd].notna().any():
             ax.errorbar(agg[cost], agg[error], yerr=agg[sd], fmt="none", ecolor="0.6", elinewidth=0.7, zorder=1)
-        on = pareto_mask(agg, [cost, error])
-        front = agg[on].sort_values(cost)
-        ax.step(
-            front[cost],
-            front[error],
-            where="pre" if direction(cost) == MAXIMISE else "post",
-            color="0.35",
-            lw=0.9,
-            ls="--",
-            zorder=2,
-            label="Pareto front",
-        )
+        on, front_handles = _fronts(ax, agg, cost, error)
         palette = _palette(agg["pruner"])
         styles = sorted(pruned[marker].astype(str).unique())
         markers = dict(zip(styles, MARKERS))
@@ -128,8 +175,7 @@ def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: s
                 edgecolor="white",
                 legend=False,
             )
-        if not base.empty:
-            ax.scatter(base[cost], base[error], marker="*", s=110, color="black", zorder=4)
+        base_handles = _baselines(ax, base, cost, error)
         label_rows = pruned if len(pruned) <= LABEL_LIMIT else pruned[on.loc[pruned.index]]
         for _, r in label_rows.iterrows():
             ax.annotate(
@@ -140,15 +186,12 @@ def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: s
                 fontsize=5,
                 color="0.25",
             )
-        ax.set_xlabel(AXIS_LABELS.get(cost, cost))
+        ax.set_xlabel(_cost_label(agg, cost))
         ax.set_ylabel(AXIS_LABELS.get(error, error))
         note = _speed_note(df, group) if cost == "fps" else ""
         ax.set_title(group + (f" ({note})" if note else ""), fontsize=7.5)
         ax.margins(x=0.12, y=0.12)
-        handles = [
-            Line2D([], [], marker="*", ls="", color="black", ms=8, label="baseline"),
-            Line2D([], [], color="0.35", lw=0.9, ls="--", label="Pareto front"),
-        ]
+        handles = base_handles + front_handles
         handles += [Line2D([], [], marker="o", ls="", color=c, label=f"pruner: {p}") for p, c in palette.items()]
         handles += [Line2D([], [], marker=m, ls="", color="0.3", label=f"{marker}: {v}") for v, m in markers.items()]
         if len(noted) and error in ACCURACY_MEASURES:
@@ -208,24 +251,27 @@ def heatmap_figure(df: pd.DataFrame, group: str, metric: str) -> Figure | None:
 
 
 def speedup_figure(df: pd.DataFrame) -> Figure | None:
-    """Measured speedup next to the FLOPs reduction (baseline GFLOPs / GFLOPs), per cell, sorted by backbone.
+    """Measured speedup next to the FLOPs reduction (baseline GFLOPs / GFLOPs), per cell, sorted by backbone;
+    rows at several precisions are each compared with the baseline at their own precision.
 
     The speedup is the row's paired ``speedup`` (timed in the same rounds as its baseline) where the grid
     measured one, else the ratio of FPS columns."""
     if not has(df, "fps", "gflops"):
         return None
     agg = aggregate_seeds(df).dropna(subset=["fps", "gflops"])
-    base = baseline_of(agg)
-    pruned = agg[(agg["pruner"] != BASELINE) & agg["group"].isin(base.index)].copy()
+    base_gflops, base_fps = baseline_values(agg, "gflops"), baseline_values(agg, "fps")
+    pruned = agg[(agg["pruner"] != BASELINE) & base_fps.notna()].copy()
     if pruned.empty:
         return None
-    pruned["FLOPs reduction"] = pruned["group"].map(base["gflops"]) / pruned["gflops"]
-    ratio = pruned["fps"] / pruned["group"].map(base["fps"])
+    pruned["FLOPs reduction"] = base_gflops.loc[pruned.index] / pruned["gflops"]
+    ratio = pruned["fps"] / base_fps.loc[pruned.index]
     # the paired speedup of the grid's speed groups (same rounds as the baseline) where the rows carry it
     paired = pruned["speedup"] if "speedup" in pruned else pd.Series(float("nan"), index=pruned.index)
     pruned["measured speedup"] = paired.where(paired.notna(), ratio)
     where = pruned["group"] if agg["preset"].nunique() > 1 else pruned["backbone"]
     pruned["cell"] = where + "  " + pruned["strategy"] + " (" + pruned["n"] + ", " + pruned["k"] + ")"
+    if varies_precision(agg):  # each precision against its own baseline, named on its bar
+        pruned["cell"] += " " + pruned[PRECISION].astype(str)
     pruned = pruned.sort_values("cell")
     long = pruned.melt(id_vars="cell", value_vars=["FLOPs reduction", "measured speedup"], var_name="factor")
     with _style():

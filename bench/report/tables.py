@@ -16,7 +16,17 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench.report.frame import BASELINE, aggregate_seeds, baseline_of, has, schedule_key, with_accuracy_notes
+from bench.report.frame import (
+    BASELINE,
+    PRECISION,
+    aggregate_seeds,
+    baseline_values,
+    has,
+    precisions,
+    schedule_key,
+    varies_precision,
+    with_accuracy_notes,
+)
 
 SIG = 4  # significant figures of every measured number
 SUMMARY_COLUMNS = (
@@ -131,13 +141,17 @@ def hot_table(df: pd.DataFrame) -> Table:
 
     A configuration at the mean pose, or fine-tuned / evaluated from a baseline at the mean pose
     (:func:`~bench.report.frame.accuracy_notes`), shows "–" for its accuracy and says why under "Note".
+    Rows timed at several speed precisions get a "Precision" column, each block against the baseline at
+    its own precision; at one precision the title names it.
     """
     raw = df
     df = with_accuracy_notes(df)
     agg = aggregate_seeds(df)
     agg = agg.assign(_pruned=agg["pruner"] != BASELINE, _n=agg["n"].map(schedule_key), _k=agg["k"].map(schedule_key))
-    agg = agg.sort_values(["group", "_pruned", "strategy", "_n", "_k"], kind="stable").reset_index(drop=True)
-    several = bool((agg["seeds"] > 1).any()) if "seeds" in agg else False
+    several = varies_precision(agg)
+    order = ["group", PRECISION] if several else ["group"]
+    agg = agg.sort_values([*order, "_pruned", "strategy", "_n", "_k"], kind="stable").reset_index(drop=True)
+    seeds = bool((agg["seeds"] > 1).any()) if "seeds" in agg else False
     out = pd.DataFrame(
         {
             "Backbone": agg["group"],
@@ -147,15 +161,16 @@ def hot_table(df: pd.DataFrame) -> Table:
             "k": agg["k"].where(agg["_pruned"], "–"),
         }
     )
-    t = Table(out, title="HoT-style comparison", group="Backbone")
-    base = baseline_of(agg)
+    if several:
+        out.insert(3, "Precision", agg[PRECISION].fillna("–").astype(str))
+    t = Table(out, title=_hot_title(raw), group="Backbone")
     for col, (header, better) in HOT_COLUMNS.items():
         if not has(raw, col):
             continue
         scale = 1e-6 if col == "params" else 1.0
         vals = (agg[col] * scale).map(round_sig)
         out[header] = vals
-        if several and f"{col}_sd" in agg and (agg[f"{col}_sd"] > 0).any():
+        if seeds and f"{col}_sd" in agg and (agg[f"{col}_sd"] > 0).any():
             sdv = agg[f"{col}_sd"] * scale
             out[f"{header} sd"] = [round(s, decimals(v)) if np.isfinite(s) else np.nan for s, v in zip(sdv, vals)]
             t.sd[header] = f"{header} sd"
@@ -165,8 +180,8 @@ def hot_table(df: pd.DataFrame) -> Table:
                 target = g.min() if better == "min" else g.max()
                 t.best |= {(int(i), header) for i in g.index[g == target]}
     for col, header in CHANGE_COLUMNS.items():
-        if col in agg and col in base and has(df, col):
-            ref = agg["group"].map(base[col])
+        if col in agg and has(df, col):
+            ref = baseline_values(agg, col)
             change = 100.0 * (agg[col] / ref - 1.0)
             pruned = agg["_pruned"]
             out[header] = [round(float(c), 1) if p and np.isfinite(c) else np.nan for c, p in zip(change, pruned)]
@@ -176,6 +191,14 @@ def hot_table(df: pd.DataFrame) -> Table:
         out["Note"] = ["MPJPE not a result: " + n if n else "" for n in notes]
     t.frame = out
     return t
+
+
+def _hot_title(df: pd.DataFrame) -> str:
+    """The comparison's title; rows timed at one precision name it beside FPS."""
+    found = precisions(df)
+    if len(found) == 1 and has(df, "fps"):
+        return f"HoT-style comparison (FPS at {found[0]})"
+    return "HoT-style comparison"
 
 
 def ablation_tables(df: pd.DataFrame, metrics: Sequence[str] = ("mpjpe_mm", "gflops")) -> list[Table]:
@@ -230,9 +253,11 @@ def render_many(tables: Sequence[Table], fmt: str) -> str:
 def summary_table(df: pd.DataFrame, columns: Sequence[str] = SUMMARY_COLUMNS, fmt: str = "github") -> str:
     """A compact table of the columns present, one row per cell, grouped by backbone."""
     cols = [c for c in columns if c in df.columns]
+    if varies_precision(df) and PRECISION not in cols:
+        cols.insert(1, PRECISION)
     if "error" in cols and not df["error"].fillna("").astype(str).str.len().any():
         cols.remove("error")
-    view = df.sort_values([c for c in ("backbone", "preset", "gflops") if c in df.columns])[cols].copy()
+    view = df.sort_values([c for c in ("backbone", "preset", PRECISION, "gflops") if c in df.columns])[cols].copy()
     if "params" in view:
         view["params"] = (view["params"] / 1e6).round(3)
         view = view.rename(columns={"params": "params (M)"})
