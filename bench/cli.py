@@ -490,8 +490,9 @@ def cmd_speedup(a: argparse.Namespace) -> int:
 
 
 def cmd_precision(a: argparse.Namespace) -> int:
-    """Each backbone in fp32 and under ``--precision``'s autocast, timed in the same rounds."""
-    from bench.benchmarks.precision import format_rows, run_precision
+    """Each backbone in fp32 and under ``--precision``'s autocast, timed in the same rounds; with
+    ``--results``, each trained baseline of that grid folder, with its MPJPE change too."""
+    from bench.benchmarks.precision import format_rows, run_precision, run_trained_precision
     from bench.measure.speed import check_device
 
     sc = speed_config_from_args(a)
@@ -499,16 +500,15 @@ def cmd_precision(a: argparse.Namespace) -> int:
         raise UserError("--precision fp32 is the reference every row is timed against; give bf16 (CPU, CUDA) or fp16")
     names = _backbones_arg(a)
     check_device(sc)
-    rows = run_precision(
-        names,
-        preset=a.preset,
-        precision=sc.precision,
-        warmup=sc.warmup,
-        iters=sc.iters,
-        threads=sc.threads,
-        batch=sc.batch,
-        device=sc.device,
-    )
+    protocol = {"warmup": sc.warmup, "iters": sc.iters, "threads": sc.threads, "batch": sc.batch, "device": sc.device}
+    if a.results is not None:
+        if a.preset is not None:
+            raise UserError("--preset names untrained models; with --results each baseline keeps its own preset")
+        if not Path(a.results).is_dir():
+            raise UserError(f"--results {a.results}: no such folder (a grid's results folder, e.g. results/quick)")
+        rows = run_trained_precision(a.results, names, precision=sc.precision, **protocol)
+    else:
+        rows = run_precision(names, preset=a.preset or "paper", precision=sc.precision, **protocol)
     _print(rows, a.format, format_rows)
     return 1 if any(r.get("error") for r in rows) else 0
 
@@ -639,7 +639,13 @@ def build_parser() -> argparse.ArgumentParser:
         "precision", help="each backbone in fp32 and under bf16/fp16 autocast, timed in the same rounds"
     )
     pq.add_argument("--backbone", "-b", default=None, help="comma-separated backbones (default: all)")
-    pq.add_argument("--preset", "-p", default="paper", help="backbone preset (default paper)")
+    pq.add_argument("--preset", "-p", default=None, help="backbone preset (default paper; not with --results)")
+    pq.add_argument(
+        "--results",
+        default=None,
+        metavar="DIR",
+        help="a grid's results folder (e.g. results/quick): its trained baselines, with fp32 and low MPJPE",
+    )
     add_speed_args(pq, precision_default="bf16")
     pq.add_argument("--format", choices=["text", "json"], default="text")
     pq.set_defaults(func=cmd_precision)

@@ -9,21 +9,34 @@ ratios low / fp32 (< 1: reduced precision is faster). ``rel_change`` is ||y_low 
 ||y_fp32|| on one random input, ``max_rel_change`` max |y_low - y_fp32| / max |y_fp32|. Whether
 this CPU has native bf16 (AVX512-BF16, AMX) is printed: without it bf16 matmuls are emulated and
 slower than fp32.
+
+    python run_bench.py precision --results results/quick [--backbone mixste]
+
+With ``--results`` the models are a grid's trained baselines (``results/quick/baselines/<key>/model.pt``
+with ``baseline_desc.json``: model and data): each row adds the fp32 and reduced-precision MPJPE of the
+checkpoint, evaluated on the grid's (synthetic) data as its baseline row was scored, and their change
+in mm; the output change is then the trained model's.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from tabulate import tabulate
 
-from bench.config import ModelConfig, SpeedConfig, validate
+from bench.config import DataConfig, ModelConfig, SpeedConfig, TrainConfig, validate
 
 
-def output_change(cfg: ModelConfig, precision: str, batch: int = 1, device: str = "cpu") -> tuple[float, float]:
-    """(relative L2 change, relative max change) of ``cfg``'s output under ``precision`` vs fp32."""
+def output_change(
+    cfg: ModelConfig, precision: str, batch: int = 1, device: str = "cpu", weights: str | Path | None = None
+) -> tuple[float, float]:
+    """(relative L2 change, relative max change) of ``cfg``'s output under ``precision`` vs fp32, on one
+    seeded random input; the model's weights are seeded too, or loaded from the checkpoint ``weights``."""
     from bench.measure.flops.counters import input_shape
     from bench.measure.precision import autocast
 
@@ -31,12 +44,60 @@ def output_change(cfg: ModelConfig, precision: str, batch: int = 1, device: str 
         torch.manual_seed(0)
         model = cfg.build(device).eval()
         x = torch.randn(input_shape(model, batch), device=device)
+    if weights is not None:
+        from bench.training.loop import load_weights
+
+        model = load_weights(model, cfg, weights).to(device).eval()
     with torch.inference_mode():
         ref = model(x).float()
         with autocast(precision, device):
             low = model(x).float()
     diff = low - ref
     return float(diff.norm() / ref.norm()), float(diff.abs().max() / ref.abs().max())
+
+
+def speed_protocol(
+    precision: str, warmup: int | None, iters: int | None, threads: int | None, batch: int, device: str
+) -> SpeedConfig:
+    """The speed protocol of a precision run (``None`` warm-up / iterations: :class:`SpeedConfig`'s defaults);
+    an impossible request (fp16 on the CPU, a CUDA device this machine lacks) is one :class:`ConfigError` line."""
+    from bench.measure.speed import check_device, protocol_defaults
+
+    warmup, iters = protocol_defaults(warmup, iters)
+    values = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads, "device": device}
+    speed = validate(SpeedConfig, {**values, "precision": precision}, "speed")
+    check_device(speed)
+    return speed
+
+
+def precision_row(cfg: ModelConfig, speed: SpeedConfig, weights: str | Path | None = None) -> dict[str, Any]:
+    """fp32 and ``speed.precision`` latency of ``cfg`` from the same rounds, their ratio, the output change."""
+    from bench.measure.speed import paired_speedup, time_round_robin
+
+    ref, low = time_round_robin([cfg, cfg], speed, precisions=["fp32", speed.precision])
+    ratio = paired_speedup(low.latency_ms, ref.latency_ms)  # per-round low / fp32
+    rel, rel_max = output_change(cfg, speed.precision, batch=speed.batch, device=speed.device, weights=weights)
+    return {
+        "backbone": cfg.backbone,
+        "preset": cfg.preset,
+        "precision": speed.precision,
+        "fp32_ms": ref.latency_ms_median,
+        "low_ms": low.latency_ms_median,
+        "ratio": ratio["speedup"],
+        "ratio_iqr": ratio["speedup_iqr"],
+        "ratio_of_medians": low.latency_ms_median / ref.latency_ms_median,
+        "rel_change": rel,
+        "max_rel_change": rel_max,
+        "gflops_per_call": ref.gflops_per_call,
+        "threads": ref.threads,
+        "batch": ref.batch,
+        "warmup": speed.warmup,
+        "iters": speed.iters,
+        "device": ref.device,
+        "device_name": ref.device_name,
+        "env": ref.env,
+        "error": ref.error or low.error,
+    }
 
 
 def run_precision(
@@ -50,64 +111,149 @@ def run_precision(
     batch: int = 1,
     device: str = "cpu",
 ) -> list[dict[str, Any]]:
-    """One row per backbone: fp32 and ``precision`` latency from the same rounds, ratio, output change.
+    """One row per backbone (seeded weights): fp32 and ``precision`` latency from the same rounds, ratio,
+    output change.
 
     ``warmup`` / ``iters`` left ``None`` take the one speed protocol's defaults (:class:`SpeedConfig`).
-    An impossible request (fp16 on the CPU, a CUDA device this machine lacks) is a one-line
-    :class:`~bench.config.ConfigError` before any model is built."""
-    from bench.measure.speed import check_device, paired_speedup, protocol_defaults, time_round_robin
-
-    warmup, iters = protocol_defaults(warmup, iters)
-
-    speed = validate(
-        SpeedConfig,
-        {
-            "batch": batch,
-            "warmup": warmup,
-            "iters": iters,
-            "threads": threads,
-            "device": device,
-            "precision": precision,
-        },
-        "speed",
-    )
-    check_device(speed)
-    rows: list[dict[str, Any]] = []
+    An impossible request is a one-line :class:`~bench.config.ConfigError` before any model is built."""
     from backbones import list_backbones
 
-    for name in backbones if backbones is not None else list_backbones():
-        cfg = ModelConfig.create(name, preset)
-        ref, low = time_round_robin([cfg, cfg], speed, precisions=["fp32", precision])
-        ratio = paired_speedup(low.latency_ms, ref.latency_ms)  # per-round low / fp32
-        rel, rel_max = output_change(cfg, precision, batch=speed.batch, device=speed.device)
-        rows.append(
-            {
-                "backbone": name,
-                "preset": preset,
-                "precision": precision,
-                "fp32_ms": ref.latency_ms_median,
-                "low_ms": low.latency_ms_median,
-                "ratio": ratio["speedup"],
-                "ratio_iqr": ratio["speedup_iqr"],
-                "ratio_of_medians": low.latency_ms_median / ref.latency_ms_median,
-                "rel_change": rel,
-                "max_rel_change": rel_max,
-                "gflops_per_call": ref.gflops_per_call,
-                "threads": ref.threads,
-                "batch": ref.batch,
-                "warmup": warmup,
-                "iters": iters,
-                "device": ref.device,
-                "device_name": ref.device_name,
-                "env": ref.env,
-                "error": ref.error or low.error,
-            }
-        )
+    speed = speed_protocol(precision, warmup, iters, threads, batch, device)
+    names = backbones if backbones is not None else list_backbones()
+    return [precision_row(ModelConfig.create(name, preset), speed) for name in names]
+
+
+#: the train options that say how a grid scored its rows (:data:`bench.grid.expand.EVAL_ONLY` but the precision)
+EVAL_KEYS = ("test_flip", "eval_stride", "eval_batch", "eval_every")
+DESC_FILE = "baseline_desc.json"  # written beside each shared baseline by bench.grid.baselines.BaselineCache
+
+
+@dataclass(frozen=True)
+class TrainedBaseline:
+    """A grid's shared baseline: its checkpoint, model, the data it trained on and how the grid scored it."""
+
+    key: str
+    checkpoint: Path
+    model: ModelConfig
+    data: DataConfig
+    scoring: dict[str, Any]
+
+
+def trained_baselines(results: str | Path, backbones: Sequence[str] | None = None) -> list[TrainedBaseline]:
+    """The baselines under ``results/baselines/<key>/`` (``model.pt`` with ``baseline_desc.json``), in key
+    order, of ``backbones`` (default all); scored as the grid's ``grid.yaml`` says (its baseline row's
+    ``test_flip``, ``eval_stride``, ``eval_batch``, ``eval_every``). None found is a one-line UserError."""
+    from bench.errors import UserError
+    from bench.training.loop import MODEL_FILE
+
+    root = Path(results)
+    if not (root / "baselines").is_dir():
+        raise UserError(f"--results {root}: no baselines/ folder (a grid that fine-tunes from baselines writes one)")
+    scoring = _grid_scoring(root)
+    found = [_read_baseline(ckpt, scoring) for ckpt in sorted((root / "baselines").glob(f"*/{MODEL_FILE}"))]
+    found = [b for b in found if backbones is None or b.model.backbone in backbones]
+    if not found:
+        which = f" of {', '.join(backbones)}" if backbones else ""
+        raise UserError(f"--results {root}: no trained baseline{which} under baselines/*/{MODEL_FILE}")
+    return found
+
+
+def _read_baseline(ckpt: Path, scoring: dict[str, dict[str, Any]]) -> TrainedBaseline:
+    """One baseline checkpoint and the description beside it; a missing or malformed one is a UserError."""
+    from bench.errors import UserError
+
+    desc_path = ckpt.with_name(DESC_FILE)
+    try:
+        desc = json.loads(desc_path.read_text())
+        model = ModelConfig.from_dict(desc["model"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{desc_path}: not a baseline description ({type(e).__name__}: {e})") from None
+    data = validate(DataConfig, desc.get("data") or {}, f"{desc_path}: data")
+    key = str(desc.get("key") or ckpt.parent.name)
+    return TrainedBaseline(key, ckpt, model, data, scoring.get(key, {}))
+
+
+def _grid_scoring(root: Path) -> dict[str, dict[str, Any]]:
+    """Baseline key -> the evaluation options of the grid cell that scored it (``{}`` without grid.yaml)."""
+    from bench.grid import expand, load_grid
+
+    if not (root / "grid.yaml").is_file():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for cell in expand(load_grid(root / "grid.yaml")):
+        key = (cell.get("baseline") or {}).get("key")
+        if key and (key not in out or cell["model"].get("pruner") in (None, "none")):
+            out[key] = {k: v for k, v in (cell.get("train") or {}).items() if k in EVAL_KEYS}
+    return out
+
+
+def accuracy_change(baseline: TrainedBaseline, precision: str) -> dict[str, Any]:
+    """fp32 and ``precision`` MPJPE (mm) of a trained baseline on the data and test split the grid used."""
+    from bench.training.evaluate import evaluate, trivial_mpjpe
+    from bench.training.loop import cached_data, load_weights, output_mode
+
+    opts = validate(TrainConfig, {"mode": "none", **baseline.scoring}, "train")
+    cfg = baseline.model
+    model = load_weights(cfg.build(), cfg, baseline.checkpoint)
+    data = cached_data(baseline.data)
+    seqs = data.test[:: opts.eval_every]
+
+    def score(p: str) -> float:
+        mode, flip, stride = output_mode(cfg), opts.test_flip, opts.eval_stride
+        return evaluate(
+            model, data, mode, flip=flip, batch_size=opts.eval_batch, stride=stride, sequences=seqs, precision=p
+        ).mpjpe_mm
+
+    ref, low = score("fp32"), score(precision)
+    return {
+        "baseline_key": baseline.key,
+        "checkpoint": str(baseline.checkpoint),
+        "mpjpe_fp32_mm": ref,
+        "mpjpe_low_mm": low,
+        "mpjpe_change_mm": low - ref,
+        "trivial_mpjpe_mm": trivial_mpjpe(data, sequences=seqs),
+        "eval": {k: getattr(opts, k) for k in EVAL_KEYS},
+    }
+
+
+def run_trained_precision(
+    results: str | Path,
+    backbones: Sequence[str] | None = None,
+    *,
+    precision: str = "bf16",
+    warmup: int | None = None,
+    iters: int | None = None,
+    threads: int | None = None,
+    batch: int = 1,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """One row per trained baseline of a grid's results folder: the latency ratio (as :func:`run_precision`)
+    and its fp32 and ``precision`` MPJPE and their change in mm, evaluated on the CPU on the grid's data."""
+    from bench.measure.precision import check_precision
+
+    speed = speed_protocol(precision, warmup, iters, threads, batch, device)
+    check_precision(precision, "cpu", "precision (evaluation runs on the CPU)")
+    rows = []
+    for b in trained_baselines(results, backbones):
+        rows.append({**precision_row(b.model, speed, weights=b.checkpoint), **accuracy_change(b, precision)})
     return rows
 
 
+def _accuracy_cells(r: dict[str, Any]) -> list[str]:
+    """A trained baseline's MPJPE columns: fp32, reduced precision, change (mm), the trivial figure."""
+    return [
+        r["baseline_key"],
+        f"{r['mpjpe_fp32_mm']:.2f}",
+        f"{r['mpjpe_low_mm']:.2f}",
+        f"{r['mpjpe_change_mm']:+.3f}",
+        f"{r['trivial_mpjpe_mm']:.1f}",
+    ]
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The precision table as text, with the protocol and the CPU's bf16 support underneath."""
+    """The precision table as text (with each trained baseline's MPJPE change where the rows carry it),
+    the protocol and the CPU's bf16 support underneath."""
+    trained = bool(rows) and all("mpjpe_fp32_mm" in r for r in rows)
     table = [
         [
             f"{r['backbone']}/{r['preset']}",
@@ -116,15 +262,15 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"{r['low_ms']:.1f}",
             f"{r['ratio']:.3f} (IQR {r['ratio_iqr']:.3f})",
             f"{100 * r['rel_change']:.2f}% / {100 * r['max_rel_change']:.2f}%",
+            *(_accuracy_cells(r) if trained else []),
             r["error"] or "",
         ]
         for r in rows
     ]
-    text = tabulate(
-        table,
-        headers=["model", "precision", "fp32 ms", "low ms", "low / fp32 (paired)", "output change L2 / max", "error"],
-        disable_numparse=True,
-    )
+    headers = ["model", "precision", "fp32 ms", "low ms", "low / fp32 (paired)", "output change L2 / max"]
+    if trained:
+        headers += ["baseline", "MPJPE fp32 (mm)", "MPJPE low (mm)", "ΔMPJPE (mm)", "trivial (mm)"]
+    text = tabulate(table, headers=[*headers, "error"], disable_numparse=True)
     if rows:
         r0, e = rows[0], rows[0]["env"]
         text += (
@@ -132,5 +278,12 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"warm-ups, batch {r0['batch']}, {r0['threads']} thread(s), {r0['device']} ({r0['device_name']}); "
             f"CPU kernels {e.get('cpu_capability')}, avx512_bf16={e.get('avx512_bf16')}, "
             f"amx_tile={e.get('amx_tile')}; torch {e.get('torch')}, load average {e.get('load_average')}."
+        )
+    if trained:
+        ev = rows[0]["eval"]
+        text += (
+            f"\nMPJPE: each trained baseline's checkpoint on its grid's data and test split (eval_stride "
+            f"{ev['eval_stride']}, every {ev['eval_every']}. sequence, flip test {ev['test_flip']}), on the CPU, "
+            "fp32 and under autocast; the output change is the trained model's."
         )
     return text
