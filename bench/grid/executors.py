@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -94,7 +94,35 @@ def _death(procs: list[Any]) -> str:
     return "died"
 
 
-def process_executor(workers: int, task: Task = run_task) -> Executor:
+class ProcessExecutor:
+    """The process-pool executor: runs grid tasks (``__call__``) and trains shared baselines (``map``).
+
+    ``map`` trains the grid's baselines ``workers`` at a time in spawned processes, before any cell runs
+    (each baseline trains once; its ``train_state.pt`` still resumes a killed run)."""
+
+    def __init__(self, run: Executor, workers: int) -> None:
+        self._run, self.workers = run, workers
+
+    def __call__(self, cells: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        return self._run(cells)
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
+        """``fn`` over ``iterables`` in the pool, results in input order; a dead worker is one GridError line."""
+        import multiprocessing as mp
+
+        args = [list(it) for it in iterables]
+        n = min(self.workers, max(1, len(args[0]) if args else 1))
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+            try:
+                return list(pool.map(fn, *args))
+            except BrokenProcessPool:
+                raise GridError(
+                    "a worker died while training a shared baseline (crash or out of memory); rerun to resume it"
+                ) from None
+
+
+def process_executor(workers: int, task: Task = run_task) -> ProcessExecutor:
     """Run tasks in ``workers`` spawned processes, yielding rows as they finish.
 
     A broken pool (a worker died) is replaced. The tasks that were in flight are suspects: each runs
@@ -145,7 +173,7 @@ def process_executor(workers: int, task: Task = run_task) -> Executor:
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    return run
+    return ProcessExecutor(run, workers)
 
 
 # ---- Ray ----------------------------------------------------------------------------------------

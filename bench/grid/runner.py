@@ -238,7 +238,7 @@ def run_grid(
         elif getattr(executor, "handles_baselines", False):  # Ray: baselines are task dependencies
             rows = executor(others, baseline_root=Path(out_dir) / "baselines")  # type: ignore[call-arg]
         else:
-            _prepare_baselines(others, Path(out_dir), note)
+            _prepare_baselines(others, Path(out_dir), note, getattr(executor, "map", map))
             rows = executor(others)
         rows = itertools.chain(rows, _speed_rows(timed, speed_clock))
         for i, row in enumerate(rows, 1):
@@ -263,10 +263,16 @@ def _speed_rows(tasks: list[dict[str, Any]], clock: Clock | None) -> Iterator[di
             yield row
 
 
-def _prepare_baselines(todo: list[dict[str, Any]], out_dir: Path, note: Callable[[str], None] | None = None) -> None:
-    """Train every baseline the tasks need, once, before they run (the train helper's module)."""
+def _prepare_baselines(
+    todo: list[dict[str, Any]],
+    out_dir: Path,
+    note: Callable[[str], None] | None = None,
+    map_fn: Callable[..., Iterable[Any]] = map,
+) -> None:
+    """Train every baseline the tasks need, once, before they run; ``map_fn`` is the executor's (a process
+    pool trains them ``workers`` at a time), else the built-in ``map`` (one after the other, here)."""
     from bench.grid.baselines import BaselineCache, attach_checkpoints, ensure_baselines
 
     cache = BaselineCache(out_dir / "baselines")
-    ensure_baselines(todo, cache, note=note)
+    ensure_baselines(todo, cache, map_fn=map_fn, note=note)
     attach_checkpoints(todo, cache)

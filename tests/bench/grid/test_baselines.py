@@ -17,7 +17,7 @@ import torch
 import bench.grid.baselines as gb
 import bench.training.loop as loop
 from bench.cli import main
-from bench.grid import GridError, expand, load_grid, run_grid
+from bench.grid import GridError, expand, load_grid, local_executor, process_executor, run_grid
 from bench.grid.baselines import BaselineCache
 
 REPO = Path(__file__).resolve().parents[3]
@@ -178,3 +178,33 @@ def test_every_measure_row_names_the_cells_baseline(tmp_path):
     assert len(df) == 3 and df["gflops"].gt(0).all() and df["mpjpe_mm"].gt(0).all()
     # the merged row keeps the key although the FLOPs task never waited for the baseline
     assert (df["baseline_key"].astype(str).str.len() == 12).all() and df["baseline_key"].nunique() == 1
+
+
+def test_the_executors_map_trains_the_baselines(tmp_path):
+    """A process pool trains a grid's baselines ``workers`` at a time: run_grid hands them to its ``map``."""
+    path = tmp_path / "g.yaml"
+    path.write_text(grid_text(tmp_path / "cache").replace("[strided]", "[strided, mhformer]"))
+    mapped: list[list[str]] = []
+
+    class Recording:
+        def __call__(self, cells):
+            return local_executor(cells)
+
+        def map(self, fn, descs, dirs):
+            descs = list(descs)
+            mapped.append([d["key"] for d in descs])
+            return [fn(d, w) for d, w in zip(descs, dirs, strict=True)]
+
+    df = run_grid(load_grid(path), tmp_path / "res", executor=Recording())
+    assert len(mapped) == 1 and sorted(mapped[0]) == sorted(df["baseline_key"].unique())
+    assert len(mapped[0]) == 2 and df["mpjpe_mm"].gt(0).all()
+
+
+def _pid(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+def test_process_executor_map_runs_in_its_workers_in_order():
+    out = process_executor(2).map(_pid, [3, 1, 2])
+    assert [x for x, _ in out] == [3, 1, 2]
+    assert all(pid != os.getpid() for _, pid in out)
