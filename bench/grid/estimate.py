@@ -85,7 +85,7 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
         return gf / rate if dev == "cpu" else max(gf / GPU_GFLOPS, GPU_CALL_MS / 1000)
 
     hours: dict[str, dict[str, float]] = {m: {"cpu": 0.0, "gpu": 0.0} for m in measures}
-    baselines: set[tuple[Any, ...]] = set()
+    baselines: set[str] = set()
     counted: dict[str, set[str]] = {"cpu": set(), "gpu": set()}
     for c in plan.cells:
         m = c["model"]
@@ -115,15 +115,19 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
                 else:
                     eval_s = 0.1 * train_s
                 extra = 0.0
-                bl = (m["backbone"], m["preset"], c["seed"], stable_id(m["overrides"]))
-                if c["train"].get("mode") in ("finetune", "none") and bl not in baselines:
+                if c.get("baseline") and (bl := f"baseline {c['baseline']['key']}") not in counted[dev]:
+                    counted[dev].add(bl)  # each shared baseline once per device, at its own budget (by_backbone)
                     baselines.add(bl)
-                    extra = tr.steps * call_s(3 * base[bkey][0] * batch, dev) if tr.steps else train_s
+                    btr = TrainConfig(**c["baseline"]["train"])
+                    b_batch = btr.batch_size or _recipe_batch(m["backbone"], m["preset"])
+                    extra = (btr.steps or 0) * call_s(3 * base[bkey][0] * b_batch, dev)
                 hours["accuracy"][dev] += (train_s + eval_s + extra) / 3600
         del frames
     est.hours = hours
     budgets = {
-        f"{c['model']['backbone']} {TrainConfig(**c['train']).budget_text()} x batch {c['train']['batch_size']}"
+        f"{c['model']['backbone']} {TrainConfig(**c['train']).budget_text()} x batch "
+        f"{c['train']['batch_size'] or _recipe_batch(c['model']['backbone'], c['model']['preset'])}"
+        + (f" (baseline {c['baseline']['train'].get('steps')} steps)" if c.get("baseline") else "")
         for c in plan.cells
     }
     est.notes = [

@@ -220,3 +220,33 @@ def test_full_grid_dry_run_prints_cells_hours_and_assumptions(capsys, tmp_path):
         assert float(line.split()[3]) > 0  # GPU-hours
     assert "mixste 256800 steps x batch 4" in out and "12 shared baseline trainings" in out
     assert not (tmp_path / "full").exists()  # a dry run writes nothing
+
+
+def test_estimate_counts_each_shared_baseline_once_at_its_own_budget(tmp_path, monkeypatch):
+    from bench.grid import estimate as est_mod
+
+    monkeypatch.setattr(est_mod, "calibrate_cpu", lambda *a, **k: 1.0)  # 1 GFLOP/s: hours follow the FLOPs
+    text = """
+name: e
+backbones: [strided]
+presets: [tiny]
+pruners: [none, cluster, uniform]
+tokens: [9]
+depths: [1]
+modes: [finetune]
+measure: [accuracy]
+train: {steps: 2, batch_size: 4}
+baseline: {steps: STEPS}
+data: {source: synthetic}
+"""
+    hours = {}
+    for steps in (10, 1010):
+        p = tmp_path / f"g{steps}.yaml"
+        p.write_text(text.replace("STEPS", str(steps)))
+        e = est_mod.estimate(plan_grid(load_grid(p)))
+        hours[steps] = e.hours["accuracy"]
+        assert "1 shared baseline trainings counted" in " ".join(e.notes)
+    # one baseline of 1000 more steps: 1000 x batch 4 x 3 x its GFLOPs at 1 GFLOP/s, on the CPU and the GPU alike
+    gf = next(iter(e.gflops.values()))  # the unpruned row's GFLOPs (the first cell is the baseline row)
+    assert hours[1010]["cpu"] - hours[10]["cpu"] == pytest.approx(1000 * 4 * 3 * gf / 3600, rel=1e-6)
+    assert hours[1010]["gpu"] > hours[10]["gpu"]
