@@ -301,8 +301,10 @@ MOTIONBERT_SPEC = BackboneSpec(
                     "mean pose (velocity error = the target's own motion, 2.3 mm) and MPJPE stays at the trivial "
                     "figure. MPJPE + 0.5 N-MPJPE keep the paper's weights. Measured on the quick grid's data: "
                     "velocity 1, lr 1e-3, batch 16: 151 mm at 200 steps, 122 mm at 300 (0.85 step/s); velocity 0, "
-                    "lr 2e-3, batch 8: 154 / 125 mm at 200 / 400 steps (2.7 step/s). The paper presets keep the "
-                    "paper's recipe."
+                    "lr 2e-3, batch 8: 154 / 125 mm at 200 / 400 steps (2.7 step/s); 127.5 mm at 500. Like "
+                    "MixSTE-tiny (per-joint tokens too) it then sits on a plateau near the per-joint solution "
+                    "(~120 mm; MixSTE-tiny leaves it between steps 1500 and 2000), beyond the quick grid's budget. "
+                    "The paper presets keep the paper's recipe."
                 ),
             ),
         ),
