@@ -36,21 +36,30 @@ def tie_priority(length: int, device: torch.device) -> Tensor:
 
 
 def dpc_knn_score(x: Tensor, k: int = 2) -> Tensor:
-    """DPC-kNN cluster-centre score gamma = rho * delta: features (B, F, D) -> (B, F)."""
+    """DPC-kNN cluster-centre score gamma = rho * delta: features (B, F, D) -> (B, F).
+
+    Written for few passes over the (B, F, F) distances (F = 351 at the paper presets): the
+    1/sqrt(D) scale and the symmetrisation are one pass, "j is denser than i" is one comparison of
+    ranks in the (rho, priority) order, and the densest token's delta is filled in after the min.
+    """
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    f, c = x.shape[1], x.shape[2]
-    dist = torch.cdist(x, x) / c**0.5  # (B, F, F)
-    dist = (dist + dist.transpose(1, 2)) / 2  # exactly symmetric (cdist's matmul path is not bitwise)
-    dist.diagonal(dim1=1, dim2=2).zero_()  # and exactly 0 to itself: mutual nearest neighbours tie exactly
+    b, f, c = x.shape
+    dist = torch.cdist(x, x)  # (B, F, F); cdist's matmul path is not bitwise symmetric
+    dist = dist + dist.transpose(1, 2)  # exactly symmetric (times 2) ...
+    dist.mul_(0.5 / c**0.5)  # ... and scaled to cdist / sqrt(D)
+    dist.diagonal(dim1=1, dim2=2).zero_()  # exactly 0 to itself: mutual nearest neighbours tie exactly
     nearest = dist.topk(min(k, f), dim=-1, largest=False).values  # (B, F, k), includes the token itself
-    density = (-(nearest**2).mean(dim=-1)).exp()  # (B, F)
-    prio = tie_priority(f, x.device)
-    rho_i, rho_j = density[:, :, None], density[:, None, :]
-    denser = (rho_j > rho_i) | ((rho_j == rho_i) & (prio[None, None, :] > prio[None, :, None]))  # [b, i, j]
-    dist_max = dist.flatten(1).max(dim=-1).values[:, None, None]  # (B, 1, 1)
-    delta = torch.where(denser, dist, dist_max).min(dim=-1).values  # (B, F)
-    return density * delta
+    density = (-(nearest * nearest).mean(dim=-1)).exp()  # (B, F)
+    # rank of each token in the strict total order (rho, priority): sort by priority, then stably by rho
+    by_prio = tie_priority(f, x.device).argsort().expand(b, f)  # (B, F), priorities are distinct
+    by_rho = density.gather(1, by_prio).sort(dim=1, stable=True).indices
+    order = by_prio.gather(1, by_rho)  # (B, F) token indices, least to most dense
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(f, device=x.device).expand(b, f))
+    denser = rank[:, None, :] > rank[:, :, None]  # [b, i, j]: j is denser than i
+    delta = dist.masked_fill(~denser, torch.inf).amin(dim=-1)  # (B, F); inf for the densest token only
+    dist_max = dist.flatten(1).amax(dim=-1, keepdim=True)  # (B, 1)
+    return density * torch.where(delta.isinf(), dist_max, delta)
 
 
 @register_pruner("cluster")

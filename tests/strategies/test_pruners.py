@@ -92,6 +92,26 @@ def test_dpc_knn_matches_the_definition():
         np.testing.assert_allclose(got[b].numpy(), naive_dpc_knn(x[b].numpy(), 2), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("length", [27, 81])
+def test_dpc_knn_matches_the_definition_with_exact_ties(length):
+    """Padded runs (identical frames) and a smooth trajectory: exact density ties, ordered by priority.
+
+    cdist's matmul path puts identical frames ~1e-8 apart instead of 0, hence the absolute tolerance;
+    the selected centres must be the definition's.
+    """
+    g = torch.Generator().manual_seed(length)
+    x = torch.randn(3, length, 8, generator=g, dtype=torch.float64)
+    x[0, : length // 3] = x[0, :1]  # a padded run at the start
+    x[1, -(length // 4) :] = x[1, -1:]  # and one at the end
+    x[2] = x[2].cumsum(0) * 0.1  # a smooth trajectory
+    got = dpc_knn_score(x, k=2)
+    for b in range(3):
+        want = naive_dpc_knn(x[b].numpy(), 2)
+        np.testing.assert_allclose(got[b].numpy(), want, rtol=1e-9, atol=1e-7)
+        n = length // 3
+        assert sorted(got[b].topk(n).indices.tolist()) == sorted(np.argsort(-want, kind="stable")[:n].tolist())
+
+
 def test_cluster_picks_one_frame_per_group():
     groups, length, dim = 6, 30, 16
     g = torch.Generator().manual_seed(4)
