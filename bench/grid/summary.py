@@ -31,7 +31,10 @@ def with_baseline(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise_seeds(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (label, train_mode): seeds, MPJPE mean ± sd, baseline and trivial means, target met."""
+    """One row per (label, train_mode): seeds, MPJPE mean ± sd, baseline and trivial means, target met.
+
+    Sorted per backbone/preset: the baseline row (``train_mode`` "baseline"), then the fine-tuned rows,
+    then the training-free ones (``train_mode`` "none")."""
     ok = with_baseline(df)
     g = ok.groupby(["label", "train_mode"], sort=False)
     out = g.agg(
@@ -46,6 +49,16 @@ def summarise_seeds(df: pd.DataFrame) -> pd.DataFrame:
         accuracy_note=("accuracy_note", lambda s: "; ".join(dict.fromkeys(x for x in s if x))),
     ).reset_index()
     out["mpjpe_sd"] = out["mpjpe_sd"].fillna(0.0)
+    is_base = out["target"] == TARGETS["baseline"]
+    out["train_mode"] = out["train_mode"].where(~is_base, "baseline")  # the row that evaluates the shared baseline
+    # per backbone/preset (the label's first word): its baseline, then fine-tuned, then training-free rows
+    order = {"baseline": 0, "finetune": 1, "none": 2}
+    out = (
+        out.assign(_group=out["label"].str.split().str[0], _mode=out["train_mode"].map(order).fillna(3))
+        .sort_values(["_group", "_mode", "label"], kind="stable")
+        .drop(columns=["_group", "_mode"])
+        .reset_index(drop=True)
+    )
     bad = out["accuracy_note"] != ""
     out["ratio_mean"] = out["ratio_mean"].mask(bad)
     out["MPJPE mm"] = [
@@ -65,9 +78,9 @@ def seed_table(df: pd.DataFrame) -> str:
     if (s["accuracy_note"] != "").any():
         cols.append("accuracy_note")
     s["baseline_mean"] = s["baseline_mean"].where(s["baseline_mean"] <= MEAN_POSE_LIMIT * s["trivial_mean"])
-    return tabulate(
-        s[[*cols, "meets_all"]], headers="keys", tablefmt="github", showindex=False, floatfmt=".3g", missingval="—"
-    )
+    shown = s[[*cols, "meets_all"]].astype(object)
+    shown = shown.where(shown.notna(), None)  # tabulate prints None (not NaN) as the missing value
+    return tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3g", missingval="—")
 
 
 __all__ = ["TARGETS", "seed_table", "summarise_seeds", "with_baseline"]

@@ -25,3 +25,26 @@ def test_seed_summary_compares_each_cell_with_its_own_baseline():
     assert not s.loc["m/tiny cluster", "meets_all"]  # seed 1: 80 / 70 > 1.10
     assert s.loc["m/tiny cluster+i", "meets_all"] and s.loc["m/tiny cluster+i", "target"] == 1.25
     assert "65.0 ± 7.1" in seed_table(pd.DataFrame(rows))
+    at_mean_pose = [{**r, "mpjpe_mm": 150.0} for r in rows]
+    assert "nan" not in seed_table(pd.DataFrame(at_mean_pose))
+
+
+def test_seed_summary_lists_each_backbone_baseline_first_then_finetuned_then_training_free():
+    rows = []
+    for bb in ("z", "a"):  # rows arrive out of order
+        common = {"seed": 0, "baseline_key": bb, "trivial_mpjpe_mm": 200.0}
+        rows += [
+            {**common, "label": f"{bb}/tiny uniform", "pruner": "uniform", "train_mode": "none", "mpjpe_mm": 72.0},
+            {**common, "label": f"{bb}/tiny cluster", "pruner": "cluster", "train_mode": "finetune", "mpjpe_mm": 71.0},
+            {**common, "label": f"{bb}/tiny", "pruner": "none", "train_mode": "none", "mpjpe_mm": 70.0},
+        ]
+    s = summarise_seeds(pd.DataFrame(rows))
+    assert s["label"].tolist() == [
+        "a/tiny",
+        "a/tiny cluster",
+        "a/tiny uniform",
+        "z/tiny",
+        "z/tiny cluster",
+        "z/tiny uniform",
+    ]
+    assert s["train_mode"].tolist() == ["baseline", "finetune", "none"] * 2
