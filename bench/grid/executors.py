@@ -106,8 +106,9 @@ class ProcessExecutor:
     def __call__(self, cells: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         return self._run(cells)
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
-        """``fn`` over ``iterables`` in the pool, results in input order; a dead worker is one GridError line."""
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        """``fn`` over ``iterables`` in the pool, yielded in input order as each is ready (the caller saves and
+        reports each baseline while the others still train); a dead worker is one GridError line."""
         import multiprocessing as mp
 
         args = [list(it) for it in iterables]
@@ -115,7 +116,7 @@ class ProcessExecutor:
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
             try:
-                return list(pool.map(fn, *args))
+                yield from pool.map(fn, *args)
             except BrokenProcessPool:
                 raise GridError(
                     "a worker died while training a shared baseline (crash or out of memory); rerun to resume it"

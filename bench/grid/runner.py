@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,7 @@ def pending_tasks(
             rec = store.record(m, key)
             if rec is not None and not (retry_failed and rec.get("error")):
                 if not store.has_cell(m, c["cell_id"]):
-                    copies.append({**rec, "cell_id": c["cell_id"], "seed": c["seed"], "key": key, "measure": m})
+                    copies.append({**seed_copy(rec, c), "key": key, "measure": m})
                 continue
             # only accuracy depends on a baseline: a FLOPs or speed task never waits for one to train
             base = c.get("baseline") or {}
@@ -152,6 +152,13 @@ def pending_tasks(
                 }
             )
     return todo, copies
+
+
+def seed_copy(row: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` (a FLOPs or speed record, the same for every seed) as the record of ``cell``, another seed of
+    the same configuration: its own cell id, seed and shared baseline (each seed trains its own)."""
+    key = cell.get("baseline_key") or (cell.get("baseline") or {}).get("key", "")
+    return {**row, "cell_id": cell["cell_id"], "seed": cell["seed"], "baseline_key": key}
 
 
 def environment_record(grid: Grid) -> dict[str, Any]:
@@ -245,7 +252,7 @@ def run_grid(
             row["key"] = keys.get((row["cell_id"], row["measure"]))
             store.append(row["measure"], row)
             for t in same.get((row["measure"], row["key"]), [])[1:]:
-                store.append(row["measure"], {**row, "cell_id": t["cell_id"], "seed": t["seed"]})
+                store.append(row["measure"], seed_copy(row, t))
             if progress is not None:
                 progress(row, i, len(todo))
     df = store.read()

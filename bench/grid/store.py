@@ -220,12 +220,15 @@ def load_rows(folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES
     if not folder.is_dir():
         raise GridError(f"no results folder '{folder}'")
     merged: pd.DataFrame | None = None
+    baseline_of: dict[str, str] = {}
     for m in measures:
         last: dict[str, dict[str, Any]] = {}
         for r in _records_of(folder, m):
             last[str(r["cell_id"])] = r
         if not last:
             continue
+        if m == "accuracy":
+            baseline_of = {k: r["baseline_key"] for k, r in last.items() if r.get("baseline_key")}
         df = pd.DataFrame(list(last.values()))
         df = df.drop(columns=[c for c in ("key", "measure", "torch") if c in df])
         df = df.rename(columns={"cell_seconds": f"{m}_seconds", "error": f"{m}_error", "finished": f"{m}_finished"})
@@ -237,6 +240,8 @@ def load_rows(folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES
             merged = merged.merge(df[extra], on=common, how="outer")
     if merged is None:
         return pd.DataFrame(columns=[*COMMON, "error"])
+    if baseline_of:  # the accuracy record names the baseline the cell was scored against: it wins
+        merged["baseline_key"] = merged["cell_id"].astype(str).map(baseline_of).fillna(merged["baseline_key"])
     errs = [c for c in merged.columns if c.endswith("_error")]
     merged["error"] = [
         "; ".join(f"{c[:-6]}: {row[c]}" for c in errs if isinstance(row[c], str) and row[c])

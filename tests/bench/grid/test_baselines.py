@@ -205,6 +205,20 @@ def _pid(x: int) -> tuple[int, int]:
 
 
 def test_process_executor_map_runs_in_its_workers_in_order():
-    out = process_executor(2).map(_pid, [3, 1, 2])
+    out = list(process_executor(2).map(_pid, [3, 1, 2]))
     assert [x for x, _ in out] == [3, 1, 2]
     assert all(pid != os.getpid() for _, pid in out)
+
+
+def test_each_seeds_row_names_its_own_baseline(tmp_path):
+    """The seeds of a cell share one FLOPs record, copied per seed; each copy must keep its seed's baseline."""
+    path = tmp_path / "g.yaml"
+    text = grid_text(tmp_path / "cache").replace("measure: [accuracy]", "measure: [flops, accuracy]")
+    path.write_text(text.replace("pruners: [none, cluster, uniform]", "pruners: [none, cluster]\nseeds: [0, 1]"))
+    df = run_grid(load_grid(path), tmp_path / "res")
+    keys = {c["seed"]: c["baseline"]["key"] for c in expand(load_grid(path)) if c["baseline"]}
+    assert len(set(keys.values())) == 2  # each seed trains its own baseline
+    assert len(df) == 4 and df.apply(lambda r: r["baseline_key"] == keys[r["seed"]], axis=1).all()
+    for f in (tmp_path / "res").glob("flops-*.jsonl"):  # the stored copies too, not only the merged view
+        recs = [json.loads(line) for line in f.read_text().splitlines()]
+        assert {(r["seed"], r["baseline_key"]) for r in recs} == set(keys.items())
