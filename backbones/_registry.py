@@ -55,6 +55,7 @@ class TrainRecipe:
     """
 
     lr: float | None = None
+    finetune_lr: float | None = None  # LR when a strategy is fine-tuned into a trained baseline (None: ``lr``)
     warmup_steps: int = 0  # linear learning-rate warm-up from 0
     batch_size: int | None = None  # clips per step (None: the suite's default, 16)
     loss_weights: Mapping[str, float] = field(default_factory=dict)  # objective term -> weight override

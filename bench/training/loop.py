@@ -165,9 +165,12 @@ class Recipe:
 
 
 def resolve_recipe(model_cfg: ModelConfig, tc: TrainConfig) -> Recipe:
-    """Explicit options first, then the preset's ``recipe=TrainRecipe(...)``, then the suite's defaults."""
+    """Explicit options first, then the preset's ``recipe=TrainRecipe(...)`` (its ``finetune_lr`` when a
+    strategy is fine-tuned into a trained baseline), then the suite's defaults."""
     r = get_backbone_spec(model_cfg.backbone).preset(model_cfg.preset).recipe
-    lr = tc.lr if tc.lr is not None else (r.lr if r is not None and r.lr is not None else DEFAULT_LR)
+    own = r.finetune_lr if r is not None and tc.mode == "finetune" and r.finetune_lr is not None else None
+    own = own if own is not None else (r.lr if r is not None else None)
+    lr = tc.lr if tc.lr is not None else (own if own is not None else DEFAULT_LR)
     warm = tc.warmup_steps if tc.warmup_steps is not None else (r.warmup_steps if r is not None else 0)
     batch = tc.batch_size or (r.batch_size if r is not None and r.batch_size else DEFAULT_BATCH)
     weights = dict(r.loss_weights) if r is not None and tc.loss == "paper" else {}

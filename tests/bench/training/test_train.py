@@ -216,3 +216,18 @@ def test_objective_weight_overrides_change_only_the_named_term():
     assert torch.equal(paper, same) and float(no_vel) < float(paper)
     with pytest.raises(ObjectiveError):
         objective_for("mhformer", "paper", {"velocity": 1.0})
+
+
+def test_a_finetune_takes_the_recipes_finetune_lr_unless_told():
+    from bench.training.loop import resolve_recipe
+
+    recipe = get_backbone_spec("mixste").presets["tiny"].recipe
+    assert recipe is not None and recipe.finetune_lr is not None and recipe.finetune_lr != recipe.lr
+    cfg = ModelConfig.create("mixste", "tiny", pruner="cluster", tokens=(9,), depths=(1,))
+    assert resolve_recipe(cfg, TrainConfig(mode="finetune")).lr == recipe.finetune_lr
+    assert resolve_recipe(cfg, TrainConfig(mode="scratch")).lr == recipe.lr
+    assert resolve_recipe(cfg, TrainConfig(mode="finetune", lr=0.02)).lr == 0.02
+    mb = get_backbone_spec("motionbert").presets["tiny"].recipe  # no finetune_lr: its lr
+    assert mb is not None and mb.finetune_lr is None
+    mb_cfg = ModelConfig.create("motionbert", "tiny", pruner="cluster", tokens=(9,), depths=(1,))
+    assert resolve_recipe(mb_cfg, TrainConfig(mode="finetune")).lr == mb.lr
