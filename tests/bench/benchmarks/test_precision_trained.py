@@ -42,7 +42,10 @@ def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-def test_one_row_per_trained_baseline_with_fp32_mpjpe_as_the_grid_scored_it(results, capsys):
+def test_one_row_per_trained_baseline_with_fp32_mpjpe_as_the_grid_scored_it(results, capsys, monkeypatch):
+    import bench.benchmarks.precision as prec
+
+    monkeypatch.setattr(prec, "MEAN_POSE_LIMIT", 10.0)  # 3-step baselines: let their numbers through
     folder, grid_mpjpe = results
     rows = _json(["--results", str(folder)], capsys)
     assert sorted(r["backbone"] for r in rows) == ["mhformer", "strided"]
@@ -55,6 +58,19 @@ def test_one_row_per_trained_baseline_with_fp32_mpjpe_as_the_grid_scored_it(resu
         assert abs(r["mpjpe_change_mm"]) < 0.05 * r["mpjpe_fp32_mm"]
         assert r["eval"] == {"test_flip": False, "eval_stride": 20, "eval_batch": 64, "eval_every": 4}
         assert Path(r["checkpoint"]).parent.name == r["baseline_key"]
+
+
+def test_a_baseline_at_the_mean_pose_gets_a_note_not_an_mpjpe(results, capsys):
+    folder, grid_mpjpe = results  # 3 training steps: both baselines are still at the mean pose
+    rows = _json(["--results", str(folder)], capsys)
+    for r in rows:
+        assert grid_mpjpe[r["backbone"]] > 0.5 * r["trivial_mpjpe_mm"]
+        assert r["mpjpe_fp32_mm"] is None and r["mpjpe_low_mm"] is None and r["mpjpe_change_mm"] is None
+        assert r["accuracy_note"].startswith("not off the mean pose: ")
+        assert isinstance(r["ratio"], float)  # the latency ratio is still a result
+    assert main(["precision", "--results", str(folder), "-b", "strided", *FAST]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("strided/tiny"))
+    assert "–" in line and "not off the mean pose" in line
 
 
 def test_backbone_filter_and_text_table(results, capsys):
