@@ -81,7 +81,11 @@ def _worker_init(parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
-def _death(procs: list[Any]) -> str:
+def _death(procs: list[Any], wait_s: float = 5.0) -> str:
+    """How a dead pool's worker ended (the signal or exit status), once the OS has reported its exit."""
+    deadline = time.monotonic() + wait_s
+    while all(getattr(p, "exitcode", None) in (None, 0) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the pool notices a death before the dying process has been reaped
     for p in procs:
         code = getattr(p, "exitcode", None)
         if code is not None and code < 0:
