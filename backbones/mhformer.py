@@ -29,11 +29,11 @@ from typing import cast
 from torch import Tensor, nn
 
 from backbones._registry import (
+    FRAME_TOKEN_RECIPE,
     BackboneSpec,
     HourglassVariant,
     PaperResult,
     PresetSpec,
-    TrainRecipe,
     register_backbone,
 )
 from backbones.base import PoseBackbone
@@ -207,15 +207,7 @@ MHFORMER_SPEC = BackboneSpec(
             depth=3,
             dim=64,
             heads=8,
-            recipe=TrainRecipe(
-                lr=3e-3,
-                batch_size=16,
-                notes=(
-                    "the suite's CPU recipe: AdamW lr 3e-3, batch 16, no warm-up, the paper objective unchanged "
-                    "(one token per frame holds every joint; it leaves the mean pose within 200 steps). Batch 4 "
-                    "is faster per step but slower per second to leave the mean pose (measured, issue 9)."
-                ),
-            ),
+            recipe=FRAME_TOKEN_RECIPE,
         ),
     },
     objective=mhformer_loss,

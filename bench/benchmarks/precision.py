@@ -30,7 +30,8 @@ import torch
 from tabulate import tabulate
 
 from bench.config import DataConfig, ModelConfig, SpeedConfig, TrainConfig, validate
-from bench.report.frame import MEAN_POSE_LIMIT
+from bench.grid.expand import EVAL_ONLY
+from bench.report.frame import MEAN_POSE_LIMIT, mean_pose_note
 
 
 def output_change(
@@ -125,7 +126,7 @@ def run_precision(
 
 
 #: the train options that say how a grid scored its rows (:data:`bench.grid.expand.EVAL_ONLY` but the precision)
-EVAL_KEYS = ("test_flip", "eval_stride", "eval_batch", "eval_every")
+EVAL_KEYS = tuple(k for k in EVAL_ONLY if k != "eval_precision")
 DESC_FILE = "baseline_desc.json"  # written beside each shared baseline by bench.grid.baselines.BaselineCache
 
 
@@ -207,9 +208,7 @@ def accuracy_change(baseline: TrainedBaseline, precision: str) -> dict[str, Any]
 
     ref, low = score("fp32"), score(precision)
     trivial = trivial_mpjpe(data, sequences=seqs)
-    note = ""
-    if not ref <= MEAN_POSE_LIMIT * trivial:  # the suite's accuracy rule: a mean-pose model's MPJPE means nothing
-        note = f"not off the mean pose: {ref:.1f} mm vs trivial {trivial:.1f} mm (> {MEAN_POSE_LIMIT:g} x trivial)"
+    note = mean_pose_note(ref, trivial, MEAN_POSE_LIMIT)  # the suite's one accuracy rule
     return {
         "baseline_key": baseline.key,
         "checkpoint": str(baseline.checkpoint),

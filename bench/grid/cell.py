@@ -75,6 +75,11 @@ def _accuracy_fields(
     }
 
 
+def baseline_key(cell: Mapping[str, Any]) -> str:
+    """The key of the shared baseline ``cell`` is scored against (``""`` for a cell without one)."""
+    return str(cell.get("baseline_key") or (cell.get("baseline") or {}).get("key", ""))
+
+
 def identity_row(cell: Mapping[str, Any], cfg: ModelConfig | None = None) -> dict[str, Any]:
     """The columns that say which cell a row belongs to (every measure's row starts with them)."""
     import torch
@@ -91,7 +96,7 @@ def identity_row(cell: Mapping[str, Any], cfg: ModelConfig | None = None) -> dic
         "seed": cell.get("seed", 0),
         "train_mode": (cell.get("train") or {}).get("mode", "scratch"),
         # every measure's row names the cell's baseline (a FLOPs or speed task carries no baseline to wait for)
-        "baseline_key": cell.get("baseline_key") or (cell.get("baseline") or {}).get("key", ""),
+        "baseline_key": baseline_key(cell),
         "label": cfg.label(),
         "torch": torch.__version__,
         "error": "",

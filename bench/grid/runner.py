@@ -157,8 +157,9 @@ def pending_tasks(
 def seed_copy(row: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[str, Any]:
     """``row`` (a FLOPs or speed record, the same for every seed) as the record of ``cell``, another seed of
     the same configuration: its own cell id, seed and shared baseline (each seed trains its own)."""
-    key = cell.get("baseline_key") or (cell.get("baseline") or {}).get("key", "")
-    return {**row, "cell_id": cell["cell_id"], "seed": cell["seed"], "baseline_key": key}
+    from bench.grid.cell import baseline_key
+
+    return {**row, "cell_id": cell["cell_id"], "seed": cell["seed"], "baseline_key": baseline_key(cell)}
 
 
 def environment_record(grid: Grid) -> dict[str, Any]:

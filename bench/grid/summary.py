@@ -36,6 +36,7 @@ def summarise_seeds(df: pd.DataFrame) -> pd.DataFrame:
     Sorted per backbone/preset: the baseline row (``train_mode`` "baseline"), then the fine-tuned rows,
     then the training-free ones (``train_mode`` "none")."""
     ok = with_baseline(df)
+    ok["train_mode"] = ok["train_mode"].where(ok["pruner"] != "none", "baseline")  # the row of the shared baseline
     g = ok.groupby(["label", "train_mode"], sort=False)
     out = g.agg(
         seeds=("seed", "nunique"),
@@ -49,8 +50,6 @@ def summarise_seeds(df: pd.DataFrame) -> pd.DataFrame:
         accuracy_note=("accuracy_note", lambda s: "; ".join(dict.fromkeys(x for x in s if x))),
     ).reset_index()
     out["mpjpe_sd"] = out["mpjpe_sd"].fillna(0.0)
-    is_base = out["target"] == TARGETS["baseline"]
-    out["train_mode"] = out["train_mode"].where(~is_base, "baseline")  # the row that evaluates the shared baseline
     # per backbone/preset (the label's first word): its baseline, then fine-tuned, then training-free rows
     order = {"baseline": 0, "finetune": 1, "none": 2}
     out = (

@@ -59,17 +59,20 @@ def accuracy_notes(df: pd.DataFrame, limit: float = MEAN_POSE_LIMIT) -> pd.Serie
         is_base = (df["pruner"] == BASELINE) & (key != "") & own.notna() & ~failed(df)
         by_key = own[is_base].groupby(key[is_base]).mean()
         base = key.map(by_key).where(df["pruner"] != BASELINE)
-    texts = []
-    for o, b, t in zip(own.to_numpy(float), base.to_numpy(float), trivial.to_numpy(float), strict=True):
-        if not np.isfinite(t) or t <= 0:
-            texts.append("")
-        elif np.isfinite(o) and o > limit * t:
-            texts.append(f"not off the mean pose: {o:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
-        elif np.isfinite(b) and b > limit * t:
-            texts.append(f"baseline not off the mean pose: {b:.1f} mm vs trivial {t:.1f} mm (> {limit:g} x trivial)")
-        else:
-            texts.append("")
+    texts = [
+        mean_pose_note(o, t, limit) or mean_pose_note(b, t, limit, "baseline")
+        for o, b, t in zip(own.to_numpy(float), base.to_numpy(float), trivial.to_numpy(float), strict=True)
+    ]
     return pd.Series(texts, index=df.index, dtype=object)
+
+
+def mean_pose_note(mpjpe: float, trivial: float, limit: float = MEAN_POSE_LIMIT, subject: str = "") -> str:
+    """The rule for one figure: ``""`` when ``mpjpe`` (of ``subject``, e.g. "baseline") is a result, else why
+    not (above ``limit`` x the trivial mean-pose MPJPE). No valid trivial figure or MPJPE: no verdict."""
+    if not (np.isfinite(trivial) and trivial > 0 and np.isfinite(mpjpe) and mpjpe > limit * trivial):
+        return ""
+    who = f"{subject} " if subject else ""
+    return f"{who}not off the mean pose: {mpjpe:.1f} mm vs trivial {trivial:.1f} mm (> {limit:g} x trivial)"
 
 
 def with_accuracy_notes(df: pd.DataFrame, limit: float = MEAN_POSE_LIMIT) -> pd.DataFrame:
