@@ -57,6 +57,9 @@ class TrainRecipe:
     lr: float | None = None
     finetune_lr: float | None = None  # LR when a strategy is fine-tuned into a trained baseline (None: ``lr``)
     warmup_steps: int = 0  # linear learning-rate warm-up from 0
+    finetune_warmup_steps: int | None = (
+        None  # warm-up when fine-tuning into a trained baseline (None: ``warmup_steps``)
+    )
     batch_size: int | None = None  # clips per step (None: the suite's default, 16)
     loss_weights: Mapping[str, float] = field(default_factory=dict)  # objective term -> weight override
     notes: str = ""
@@ -65,11 +68,17 @@ class TrainRecipe:
 #: the tiny recipe of the seq2frame nets whose one token per frame holds every joint (MHFormer, StridedTransformer)
 FRAME_TOKEN_RECIPE = TrainRecipe(
     lr=3e-3,
+    finetune_lr=1e-3,
     batch_size=16,
     notes=(
-        "the suite's CPU recipe: AdamW lr 3e-3, batch 16, no warm-up, the paper objective unchanged "
-        "(one token per frame holds every joint; it leaves the mean pose within 200 steps). Batch 4 "
-        "is faster per step but slower per second to leave the mean pose (measured, issue 9)."
+        "the suite's CPU recipe: AdamW lr 3e-3, batch 16, no warm-up, the paper objective unchanged (one token "
+        "per frame holds every joint: no per-joint plateau). Batch 4 is faster per step but slower per second "
+        "to leave the mean pose (measured, issue 9). Measured on the quick grid's data (every 5th test take, "
+        "stride 9, no flip; trivial 157.4 mm; Intel Xeon, 1 thread, seed 0), MPJPE after 300 / 450 / 600 / 900 "
+        "steps: MHFormer-tiny 92.1 / 72.4 / 78.3 / 68.7, StridedTransformer-tiny (300 / 450 / 600 / 1000) 99.4 "
+        "/ 75.6 / 73.3 / 69.8. Fine-tuning a pruner (cluster at T/3, depth 1) into those baselines for 30 "
+        "steps: MHFormer 89.0 mm at LR 3e-3, 54.9 at 1e-3 (60 steps: 55.7); Strided 78.0 at 3e-3 (60 steps: "
+        "70.6), 64.5 at 1e-3, hence finetune_lr 1e-3."
     ),
 )
 
@@ -101,6 +110,14 @@ class PresetSpec:
     official_layout: str | None = None  # TSV name in shared/docs/official_state_dicts
     paper: PaperResult | None = None
     recipe: TrainRecipe | None = None  # departures from the paper's training recipe at this preset
+    # Clips per call at which throughput is timed: a fixed default, never chosen at run time (a search would
+    # depend on machine load). The rule: the smallest batch b whose output frames/s is within 10 % of the rate
+    # at 4 b, for the plain backbone and its most pruned form (cluster, T/9 after block 1), whichever is larger
+    # (`python -m bench.benchmarks.throughput_batch`). Tiny presets, Intel Xeon, 1 thread, fp32: MixSTE 8,
+    # MotionBERT 8 (per-joint tokens: 459 per clip), MHFormer 32, StridedTransformer 256 (27 frame tokens of
+    # width 32: per-call dispatch dominates up to a few hundred clips). 1 where a clip is already
+    # compute-bound (the paper presets: T = 81-351 frames).
+    throughput_batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -254,7 +271,12 @@ def _check_override(spec: BackboneSpec, key: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise RegistryError(f"{where} must be a finite number (got {value!r})")
         low_open = "ratio" in key or "eps" in key
-        if value < 0 or (low_open and value == 0) or ("drop" in key and value >= 1) or value > 64 * max(values):
+        if (
+            value < 0
+            or (low_open and value == 0)
+            or ("drop" in key and value >= 1)
+            or value > 64 * (max(values) or 1.0)
+        ):
             raise RegistryError(f"{where} is out of range (got {value!r})")
     elif isinstance(ref, (tuple, list)):
         if not isinstance(value, (tuple, list)) or len(value) != len(ref):

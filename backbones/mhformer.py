@@ -207,6 +207,7 @@ MHFORMER_SPEC = BackboneSpec(
             depth=3,
             dim=64,
             heads=8,
+            throughput_batch=32,  # the saturation rule (PresetSpec.throughput_batch)
             recipe=FRAME_TOKEN_RECIPE,
         ),
     },

@@ -385,6 +385,7 @@ STRIDED_SPEC = BackboneSpec(
             depth=6,
             dim=32,
             heads=4,
+            throughput_batch=256,  # the saturation rule (PresetSpec.throughput_batch)
             recipe=FRAME_TOKEN_RECIPE,
         ),
     },

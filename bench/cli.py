@@ -86,7 +86,8 @@ def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
     )
 
 
-SPEED_FLAGS = {k: f"--{k}" for k in ("batch", "warmup", "iters", "threads", "device", "precision")}
+SPEED_KEYS = ("batch", "throughput_batch", "warmup", "iters", "threads", "device", "precision")
+SPEED_FLAGS = {k: f"--{k.replace('_', '-')}" for k in SPEED_KEYS}
 PRECISION_HELP = "fp32 (default), bf16 (torch.autocast; CPU and CUDA) or fp16 (autocast; CUDA only)"
 
 
@@ -98,7 +99,13 @@ def add_speed_args(p: argparse.ArgumentParser, precision_default: str | None = N
     d = SpeedConfig()
     precision = precision_default or d.precision
     g = p.add_argument_group("speed protocol (defaults: bench.config.SpeedConfig)")
-    g.add_argument("--batch", type=int, default=None, help=f"clips per forward (default {d.batch})")
+    g.add_argument("--batch", type=int, default=None, help=f"clips per forward for latency (default {d.batch})")
+    g.add_argument(
+        "--throughput-batch",
+        type=int,
+        default=None,
+        help="clips per forward for throughput, timed in the same rounds (default: the preset's throughput_batch)",
+    )
     g.add_argument("--warmup", type=int, default=None, help=f"untimed calls first (default {d.warmup})")
     g.add_argument("--iters", type=int, default=None, help=f"timed calls (default {d.iters})")
     g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -197,9 +204,10 @@ def cmd_speed(a: argparse.Namespace) -> int:
 
     def text(d: dict[str, Any]) -> str:
         return (
-            f"{cfg.label()}: {d['latency_ms_median']:.2f} ms median (IQR {d['latency_ms_iqr']:.2f} ms, "
-            f"{100 * d['iqr_over_median']:.1f}%), {d['fps']:.1f} output frames/s, batch {d['batch']}, "
-            f"{d['precision']}, {d['threads']} threads on {d['device']} ({d['device_name']})"
+            f"{cfg.label()}: latency {d['latency_ms_median']:.2f} ms median at batch {d['batch']} (IQR "
+            f"{d['latency_ms_iqr']:.2f} ms, {100 * d['iqr_over_median']:.1f}%); throughput {d['throughput_fps']:.1f} "
+            f"output frames/s at batch {d['throughput_batch']}; {d['precision']}, {d['threads']} thread(s) on "
+            f"{d['device']} ({d['device_name']})"
         )
 
     _print(r, a.format, text)
@@ -378,9 +386,14 @@ def cmd_run(a: argparse.Namespace) -> int:
             else:
                 status += f", MPJPE {row['mpjpe_mm']:.1f} mm"
         if row.get("fps") is not None and not row.get("error"):
-            status += f", {row['fps']:.1f} fps"
+            status += f", {row['latency_ms']:.1f} ms at batch {row.get('speed_batch')}"
             if row.get("speedup") is not None:
-                status += f" ({row['speedup']:.2f}x its baseline, same rounds)"
+                status += f" ({row['speedup']:.2f}x)"
+            status += f", {row['fps']:.0f} frames/s at batch {row.get('throughput_batch')}"
+            if row.get("throughput_speedup") is not None:
+                status += f" ({row['throughput_speedup']:.2f}x)"
+            if row.get("speedup") is not None:
+                status += " its baseline, same rounds"
         secs = row.get("cell_seconds") or 0.0
         print(f"[{i}/{n}] {row['measure']:<8} {row['label']:<48} {status} ({secs:.1f} s)", flush=True)
 
@@ -524,6 +537,27 @@ def cmd_targets(a: argparse.Namespace) -> int:
     return 1 if any(r.get("error") for r in rows) else 0
 
 
+def cmd_verdict(a: argparse.Namespace) -> int:
+    """The default run's targets on a results folder (bench.benchmarks.verdict), with its speedup table."""
+    from tabulate import tabulate
+
+    from bench.benchmarks.verdict import check, format_checks, speedup_table, to_json
+    from bench.results import load
+
+    df = load(Path(a.results))
+    repeat = load(Path(a.repeat)) if a.repeat else None
+    checks = check(df, repeat)
+    if a.format == "json":
+        print(json.dumps({"checks": to_json(checks), "speedups": speedup_table(df).to_dict("records")}, indent=2))
+        return 0
+    print(format_checks(checks))
+    table = speedup_table(df)
+    if len(table):
+        print()
+        print(tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f"))
+    return 0
+
+
 def cmd_study(a: argparse.Namespace) -> int:
     """The accuracy study: ``run study`` (configs/study.yaml: baseline, fine-tuned pruners and training-free
     MPJPE per backbone over seeds 0, 1, 2); the run ends with the mean ± sd table over seeds."""
@@ -654,6 +688,12 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--backbone", "-b", default=None, help="comma-separated backbones (default: all)")
     pg.add_argument("--format", choices=["text", "json"], default="text")
     pg.set_defaults(func=cmd_targets)
+
+    pw = sub.add_parser("verdict", help="benchmark: the default run's targets checked on a results folder")
+    pw.add_argument("results", help="results folder of a grid run (e.g. results/quick)")
+    pw.add_argument("--repeat", default=None, metavar="DIR", help="a second run of the same grid (rank stability)")
+    pw.add_argument("--format", choices=["text", "json"], default="text")
+    pw.set_defaults(func=cmd_verdict)
 
     pp = sub.add_parser("report", help="tables and plots of a results folder, from its stored rows alone")
     pp.add_argument("results", help="results folder (holding results.csv) or the CSV itself")

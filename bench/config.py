@@ -315,13 +315,18 @@ class TrainConfig(_Config):
 
 
 class SpeedConfig(_Config):
-    """The timing protocol: warm-up and timed iterations, batch, threads, device, precision.
+    """The timing protocol: warm-up and timed iterations, batches, threads, device, precision.
+
+    Every configuration is timed at two batches in the same rounds: ``batch`` (latency; 1 by default)
+    and ``throughput_batch`` (output frames per second where the per-call overhead no longer dominates).
 
     ``precision`` is the deployed numeric type: ``fp32``, or ``torch.autocast`` to ``bf16`` (CPU
     and CUDA) or ``fp16`` (CUDA only; refused on the CPU).
     """
 
-    batch: int = Field(1, ge=1)
+    batch: int = Field(1, ge=1)  # the latency batch (clips per call)
+    # the throughput batch; None: the preset's fixed default (backbones' PresetSpec.throughput_batch)
+    throughput_batch: int | None = Field(None, ge=1)
     warmup: int = Field(5, ge=0)
     iters: int = Field(20, ge=1)
     threads: int | None = Field(None, ge=1)
@@ -340,6 +345,11 @@ class SpeedConfig(_Config):
         why = precision_error(self.precision, self.device)
         if why is not None:
             raise ValueError(f"precision: {why}")
+        if self.throughput_batch is not None and self.throughput_batch < self.batch:
+            raise ValueError(
+                f"throughput_batch: {self.throughput_batch} is below the latency batch {self.batch} "
+                "(throughput is timed at the larger batch)"
+            )
         return self
 
     def replace(self, **changes: Any) -> SpeedConfig:

@@ -4,7 +4,10 @@ Assumptions (printed with every estimate):
 
 - a cell's GFLOPs = its backbone configuration's canonical count on ``meta`` x the fraction of
   frame tokens its schedule keeps across the blocks (block cost taken as linear in tokens);
-- a CPU runs a model at the GFLOP/s of a 512 x 512 fp32 matmul timed here (the calibration);
+- a CPU runs a model at the GFLOP/s of a 512 x 512 fp32 matmul timed here (the calibration), except a
+  small model (at most ``STEP_CALIBRATION_GFLOP`` per training step), which runs at the GFLOP/s of a few
+  of its own training steps timed here: tiny nets are bound by per-call overhead, not by arithmetic,
+  and run several times below the matmul rate;
   a GPU at ``GPU_GFLOPS`` effective, with at least ``GPU_CALL_MS`` per call (launch overhead),
   a call being one batch (a training step, a timed iteration, 256 test clips);
 - FLOPs: one meta count per model (seeds share it), as long as the calibration count of its backbone took;
@@ -28,6 +31,44 @@ from bench.grid.runner import Plan, measure_key
 GPU_GFLOPS = 20_000.0
 GPU_CALL_MS = 2.0
 H36M_TEST_FRAMES = 543_344
+
+
+#: a backbone whose training step costs at most this many GFLOP is timed for its own CPU rate (``calibrate_step``)
+STEP_CALIBRATION_GFLOP = 8.0
+
+
+def calibrate_step(cfg: ModelConfig, batch: int, threads: int | None, steps: int = 3) -> float:
+    """GFLOP/s of ``cfg``'s own training steps on this CPU (forward + backward + AdamW at ``batch``), from the
+    median of ``steps`` steps after one untimed step; the FLOPs are the canonical count x 3."""
+    import statistics
+
+    import torch
+
+    from bench.measure.flops.core import count_canonical
+    from bench.measure.flops.counters import input_shape
+
+    gf, _, _ = count_canonical(cfg)
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = cfg.build().train()
+            x = torch.randn(input_shape(model, batch))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
+        times = []
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            loss = model.forward_all(x).pose.square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:
+                times.append(time.perf_counter() - t0)
+        return 3 * gf * batch / statistics.median(times)
+    finally:
+        torch.set_num_threads(old)
 
 
 def calibrate_cpu(seconds: float = 0.3, threads: int | None = None) -> float:
@@ -64,8 +105,9 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
 
     g = plan.grid
     measures = measures or list(g.measure)
-    rate = calibrate_cpu()
+    rate = calibrate_cpu(threads=g.train.threads)
     base: dict[str, tuple[float, float, int, int]] = {}  # backbone config -> (gflops, count seconds, T, out frames)
+    rates: dict[str, float] = {}  # backbone config -> its own CPU GFLOP/s (small models), else the matmul rate
     gflops: dict[str, float] = {}
     for c in plan.cells:
         m = c["model"]
@@ -77,19 +119,29 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
             model = cfg.build("meta")
             out_frames = model.frames if model.pipeline == "seq2seq" else 1
             base[bkey] = (gf, time.perf_counter() - t0, model.frames, out_frames)
+            trains = (c.get("baseline") or {}).get("train") or c["train"]  # most steps are the baseline's
+            batch = trains.get("batch_size") or _recipe_batch(m["backbone"], m["preset"])
+            small = 3 * gf * batch <= STEP_CALIBRATION_GFLOP and "accuracy" in measures
+            rates[bkey] = calibrate_step(cfg, batch, g.train.threads) if small else rate
         gflops[c["cell_id"]] = base[bkey][0] * plan.tokens_fraction.get(c["cell_id"], 1.0)
     est = Estimate(len(plan.cells), gflops, cpu_gflops_per_s=rate)
     est.count_seconds = {k: v[1] for k, v in base.items()}
+    bkey_of = {
+        c["cell_id"]: stable_id({"b": c["model"]["backbone"], "p": c["model"]["preset"], "o": c["model"]["overrides"]})
+        for c in plan.cells
+    }
+    current = {"rate": rate}
 
     def call_s(gf: float, dev: str) -> float:
-        return gf / rate if dev == "cpu" else max(gf / GPU_GFLOPS, GPU_CALL_MS / 1000)
+        return gf / current["rate"] if dev == "cpu" else max(gf / GPU_GFLOPS, GPU_CALL_MS / 1000)
 
     hours: dict[str, dict[str, float]] = {m: {"cpu": 0.0, "gpu": 0.0} for m in measures}
     baselines: set[str] = set()
     counted: dict[str, set[str]] = {"cpu": set(), "gpu": set()}
     for c in plan.cells:
         m = c["model"]
-        bkey = stable_id({"b": m["backbone"], "p": m["preset"], "o": m["overrides"]})
+        bkey = bkey_of[c["cell_id"]]
+        current["rate"] = rates[bkey]
         gf = gflops[c["cell_id"]]
         frames, out_frames = base[bkey][2], base[bkey][3]
         tr = TrainConfig(**c["train"])  # per cell: by_backbone gives each backbone its paper's budget
@@ -100,7 +152,9 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
             if "speed" in hours and (once := measure_key(c, "speed")) not in counted[dev]:
                 counted[dev].add(once)
                 calls = g.speed.warmup + g.speed.iters
-                hours["speed"][dev] += calls * call_s(gf * g.speed.batch, dev) / 3600
+                tput = g.speed.throughput_batch or _preset(m["backbone"], m["preset"]).throughput_batch
+                batches = g.speed.batch + (tput if tput != g.speed.batch else 0)  # both batches in every round
+                hours["speed"][dev] += calls * call_s(gf * batches, dev) / 3600
             if "accuracy" in hours:
                 batch = tr.batch_size or _recipe_batch(m["backbone"], m["preset"])
                 if tr.steps:
@@ -130,17 +184,33 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
         + (f" (baseline {c['baseline']['train'].get('steps')} steps)" if c.get("baseline") else "")
         for c in plan.cells
     }
-    est.notes = [
-        f"CPU rate {rate:.1f} GFLOP/s (512x512 fp32 matmul, calibrated here); GPU {GPU_GFLOPS / 1000:.0f} TFLOP/s "
-        f"effective, >= {GPU_CALL_MS:g} ms per call",
-        "cell GFLOPs = meta count of its backbone configuration x kept-token fraction over the blocks",
-        f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) calls of batch {g.speed.batch} per model"
-        " (seeds share it)",
+    own = sorted(
+        {
+            f"{c['model']['backbone']}/{c['model']['preset']} {rates[bkey_of[c['cell_id']]]:.1f}"
+            for c in plan.cells
+            if rates[bkey_of[c["cell_id"]]] != rate
+        }
+    )
+    threads = f"{g.train.threads} thread(s)" if g.train.threads else "all threads"
+    speed_note = (
+        f"speed: ({g.speed.warmup} warm-up + {g.speed.iters} timed) rounds of one call at batch {g.speed.batch} and "
+        f"one at the throughput batch ({g.speed.throughput_batch or 'the preset default'}) per model (seeds share it)"
+    )
+    accuracy_note = (
         "accuracy: train "
         + "; ".join(sorted(budgets))
         + " x batch (the cell's, else its preset recipe's) x 3 (fwd+bwd) at the cell's GFLOPs; eval "
         + ("543,344 H36M test frames with flip" if g.data.source == "h36m" else "10% of training (synthetic)")
-        + f"; {len(baselines)} shared baseline trainings counted",
+        + f"; {len(baselines)} shared baseline trainings counted"
+    )
+    est.notes = [
+        f"CPU rate {rate:.1f} GFLOP/s (512x512 fp32 matmul, calibrated here, {threads}); GPU "
+        f"{GPU_GFLOPS / 1000:.0f} TFLOP/s effective, >= {GPU_CALL_MS:g} ms per call",
+        *([f"small models at their own training-step rate (GFLOP/s, timed here): {', '.join(own)}"] if own else []),
+        "wall time with --workers N on N free cores: about the CPU-hours / N",
+        "cell GFLOPs = meta count of its backbone configuration x kept-token fraction over the blocks",
+        *([speed_note] if "speed" in g.measure else []),
+        *([accuracy_note] if "accuracy" in g.measure else []),
         "flops: one meta count per model, shared by its seeds (CPU work; the same on a GPU node)",
     ]
     return est
@@ -159,10 +229,15 @@ def summary(est: Estimate) -> dict[str, Any]:
     return {"cells": est.cells, "hours": est.hours, "assumptions": est.notes}
 
 
+def _preset(backbone: str, preset: str) -> Any:
+    from backbones import get_backbone_spec
+
+    return get_backbone_spec(backbone).preset(preset)
+
+
 def _recipe_batch(backbone: str, preset: str) -> int:
     """Clips per step a preset's recipe trains with (the suite's default where it names none)."""
-    from backbones import get_backbone_spec
     from bench.training.loop import DEFAULT_BATCH
 
-    r = get_backbone_spec(backbone).preset(preset).recipe
+    r = _preset(backbone, preset).recipe
     return r.batch_size if r is not None and r.batch_size else DEFAULT_BATCH

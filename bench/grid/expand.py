@@ -13,18 +13,26 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
+from pydantic import ValidationError
+
 from bench.config import Mode, ModelConfig, cell_id, stable_id
-from bench.grid.spec import Grid, GridError
+from bench.grid.spec import Grid, GridError, ScheduleSpec
 
 MODES: tuple[str, ...] = get_args(Mode)
-#: axes a ``modes`` entry may replace for its cells, e.g. ``{none: {recoverers: [interpolation]}}``
-MODE_AXES = ("backbones", "pruners", "recoverers")
+#: axes a ``modes`` entry may replace for its cells, e.g. ``{none: {recoverers: [interpolation]}}``; an entry
+#: that names ``tokens``, ``depths`` or ``schedules`` has its own token plan (a sweep for one pruner, one
+#: point for the others), as ``by_backbone`` does for a backbone
+MODE_AXES = ("backbones", "pruners", "recoverers", "tokens", "depths", "schedules")
+TOKEN_AXES = ("tokens", "depths", "schedules")
 #: train options that change how a model is scored, not its weights: not part of a baseline's key
 EVAL_ONLY = ("test_flip", "eval_stride", "eval_batch", "eval_every", "eval_precision")
 
 
 def parse_modes(value: Any, where: str) -> tuple[tuple[str, Mapping[str, Any]], ...]:
-    """``modes: [finetune, {none: {recoverers: [interpolation], backbones: [mixste]}}]`` -> pairs."""
+    """``modes: [finetune, {none: {recoverers: [interpolation], backbones: [mixste]}}]`` -> pairs.
+
+    A mode may be listed more than once, each entry with its own axes (``{finetune: {pruners: [cluster]}}``
+    and ``{finetune: {pruners: [uniform], tokens: [0.33], depths: [1]}}``)."""
     if value is None:
         return (("scratch", {}),)
     out: list[tuple[str, Mapping[str, Any]]] = []
@@ -38,10 +46,37 @@ def parse_modes(value: Any, where: str) -> tuple[tuple[str, Mapping[str, Any]], 
             raise GridError(f"{where}: unknown mode {mode!r} (known: {', '.join(MODES)})")
         if not isinstance(axes, Mapping) or set(axes) - set(MODE_AXES):
             raise GridError(f"{where}: mode '{mode}' may only replace the axes {', '.join(MODE_AXES)}")
-        out.append((str(mode), {k: [v] if not isinstance(v, list) else list(v) for k, v in axes.items()}))
+        lists = {k: [v] if not isinstance(v, list) else list(v) for k, v in axes.items()}
+        if "schedules" in lists:
+            lists["schedules"] = [_schedule(s, f"{where}: {mode}.schedules") for s in lists["schedules"]]
+        out.append((str(mode), lists))
     if not out:
         raise GridError(f"{where}: 'modes' is an empty list")
     return tuple(out)
+
+
+def _schedule(value: Any, where: str) -> ScheduleSpec:
+    try:
+        return ScheduleSpec.model_validate(value)
+    except ValidationError as e:
+        err = e.errors()[0]
+        at = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int))
+        raise GridError(f"{where}{'.' + at if at else ''}: {err.get('msg', 'invalid')} (got {value!r})") from None
+
+
+def token_plan(grid: Grid, axes: Mapping[str, Any] | None = None) -> list[tuple[Any, Any]]:
+    """The (tokens, depths) pairs of ``grid`` (a backbone's view), or of a mode entry's ``axes`` when it
+    names its own: tokens x depths, plus the schedules (which replace the product when no sweep is given)."""
+    axes = axes or {}
+    if not set(TOKEN_AXES) & set(axes):
+        sweep = list(itertools.product(grid.tokens, grid.depths))
+        scheduled = [(s.tokens, s.depths) for s in grid.schedules]
+        return [*sweep, *scheduled] if grid.sweeps_tokens() or not scheduled else scheduled
+    scheduled = [(s.tokens, s.depths) for s in axes.get("schedules", [])]
+    if not {"tokens", "depths"} & set(axes):
+        return scheduled
+    sweep = list(itertools.product(axes.get("tokens", grid.tokens), axes.get("depths", grid.depths)))
+    return [*sweep, *scheduled]
 
 
 def check_protocol(grid: Grid, where: str) -> None:
@@ -127,9 +162,6 @@ def _expand_backbone(grid: Grid, backbone: str, seen: set[str]) -> list[dict[str
     train = _train(grid)
     plan = mode_plan(grid)
     shared = any(mode != "scratch" for mode, _ in plan)
-    sweep = list(itertools.product(grid.tokens, grid.depths))
-    scheduled = [(s.tokens, s.depths) for s in grid.schedules]
-    pairs = [*sweep, *scheduled] if grid.sweeps_tokens() or not scheduled else scheduled
     for preset, seed, pruner in itertools.product(grid.presets, grid.seeds, grid.pruners):
         plans: list[tuple[str, Iterable[tuple[Any, Any, Any]]]] = []
         if pruner == "none":
@@ -141,7 +173,7 @@ def _expand_backbone(grid: Grid, backbone: str, seen: set[str]) -> list[dict[str
                 if pruner not in axes.get("pruners", grid.pruners):
                     continue
                 recs = [None if r in (None, "default") else str(r) for r in axes.get("recoverers", grid.recoverers)]
-                plans.append((mode, [(r, t, k) for r in recs for t, k in pairs]))
+                plans.append((mode, [(r, t, k) for r in recs for t, k in token_plan(grid, axes)]))
         for mode, combos in plans:
             for recoverer, tokens, depths in combos:
                 rec_name = recoverer or "attention"

@@ -20,11 +20,22 @@ import pandas as pd
 from bench.config import ModelConfig, SpeedConfig, validate
 from bench.measure.speed import Clock
 
-#: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedup
+#: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedups. ``latency_ms`` and
+#: ``speedup`` are per call at ``speed_batch`` (1); ``fps`` is the throughput, output frames per second at
+#: ``throughput_batch``, with ``throughput_speedup`` from the same rounds (``latency_fps``: the rate at batch 1)
 SPEED_FIELDS = {
     "latency_ms_median": "latency_ms",
     "latency_ms_iqr": "latency_iqr_ms",
-    "fps": "fps",
+    "fps": "latency_fps",
+    "throughput_fps": "fps",
+    "throughput_batch": "throughput_batch",
+    "throughput_ms_median": "throughput_ms",
+    "throughput_ms_iqr": "throughput_iqr_ms",
+    "throughput_speedup": "throughput_speedup",
+    "throughput_speedup_q25": "throughput_speedup_q25",
+    "throughput_speedup_q75": "throughput_speedup_q75",
+    "throughput_speedup_iqr": "throughput_speedup_iqr",
+    "throughput_speedup_rounds": "throughput_speedup_rounds",
     "batch": "speed_batch",
     "threads": "threads",
     "device": "device",

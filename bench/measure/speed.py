@@ -81,6 +81,13 @@ class SpeedResult:
     gflops_per_call: float = float("nan")  # canonical (all-matmul) GFLOPs of one timed call
     gflops_paper_per_call: float = float("nan")
     achieved_gflops_per_s: float = float("nan")
+    # throughput: the same model timed at ``throughput_batch`` clips per call in the same rounds (issue 17)
+    throughput_batch: int = 0  # the batch actually timed for throughput (0: not timed)
+    throughput_ms: list[float] = field(default_factory=list)  # per-call samples at throughput_batch
+    throughput_ms_median: float = float("nan")
+    throughput_ms_iqr: float = float("nan")
+    throughput_fps: float = float("nan")  # output frames per second at throughput_batch
+    throughput_clips_per_s: float = float("nan")
     peak_memory_mb: float | None = None  # CUDA only
     timer: str = "perf_counter"
     device_name: str = ""  # GPU model on CUDA, CPU model otherwise
@@ -98,6 +105,7 @@ class SpeedResult:
         d = asdict(self)
         if not samples:
             d.pop("latency_ms")
+            d.pop("throughput_ms")
         return d
 
 
@@ -273,12 +281,22 @@ def summarise(res: SpeedResult, samples: Sequence[float]) -> SpeedResult:
 
 # ---- preparing one configuration -----------------------------------------------------------------
 @dataclass
+class _Timed:
+    """One timed call of a prepared configuration (a batch) and its samples."""
+
+    step: Callable[[], Tensor]
+    batch: int
+    frames: int  # output frames scored per call
+    samples: list[float] = field(default_factory=list)
+
+
+@dataclass
 class _Prepared:
     cfg: ModelConfig
     res: SpeedResult
     device: torch.device
-    step: Callable[[], Tensor] | None = None
-    samples: list[float] = field(default_factory=list)
+    latency: _Timed | None = None  # at ``speed.batch``
+    throughput: _Timed | None = None  # at the throughput batch (None: not timed apart, or failed)
 
 
 def _new_result(cfg: ModelConfig, device: torch.device, threads: int, speed: SpeedConfig, flip: bool) -> SpeedResult:
@@ -308,29 +326,34 @@ def _flops_per_clip(cfg: ModelConfig) -> tuple[float, float]:
     return gflops, paper
 
 
-def _prepare(
-    cfg: ModelConfig,
-    device: torch.device,
-    batch: int,
-    flip: bool,
-    res: SpeedResult,
-    gflops: tuple[float, float],
-    precision: str = "fp32",
-) -> _Prepared:
-    """Build the model, find a batch that fits (halving on OOM) and run one untimed call."""
-    prep = _Prepared(cfg, res, device)
+def throughput_batch(cfg: ModelConfig, speed: SpeedConfig) -> int:
+    """The batch ``cfg``'s throughput is timed at: ``speed.throughput_batch``, else its preset's
+    ``PresetSpec.throughput_batch`` (a fixed default per preset, so a row never depends on machine load),
+    and never below the latency batch."""
+    if speed.throughput_batch is not None:
+        return speed.throughput_batch
+    from backbones import get_backbone_spec
+
+    return max(speed.batch, get_backbone_spec(cfg.backbone).preset(cfg.preset).throughput_batch)
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _fit_batch(
+    model: nn.Module, device: torch.device, batch: int, flip: bool, precision: str, oom: list[int]
+) -> _Timed | None:
+    """A timed call at ``batch``, halved on out-of-memory (each batch that ran out is appended to ``oom``);
+    one untimed call at the timed shape is made here. None when even batch 1 runs out of memory."""
     b = batch
     while True:
-        model = x = None
+        x = None
         try:
-            cuda_ids = (
-                [device.index if device.index is not None else torch.cuda.current_device()]
-                if device.type == "cuda"
-                else []
-            )
-            with torch.random.fork_rng(devices=cuda_ids):
-                torch.manual_seed(0)
-                model = cfg.build(device).eval()
+            with torch.random.fork_rng(devices=_cuda_ids(device)):
+                torch.manual_seed(1)
                 x = torch.randn(input_shape(model, b), device=device)
             step = with_precision(make_step(model, x, flip), precision, device)
             with torch.inference_mode():
@@ -339,52 +362,111 @@ def _prepare(
         except Exception as exc:
             if not is_oom(exc):
                 raise
-            del model, x
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            res.oom_batches.append(b)
-            res.oom_retries += 1
+            del x
+            _release(device)
+            oom.append(b)
             if b == 1:
-                res.error = f"out of memory at batch 1: {str(exc).splitlines()[0][:160]}"
-                res.batch = 0
-                return prep
+                return None
             b = max(1, b // 2)
             continue
-        res.batch = b
-        res.frames_per_call = int(out.shape[1]) * b
-        calls = 2 if flip else 1
-        res.gflops_per_call = gflops[0] * b * calls
-        res.gflops_paper_per_call = gflops[1] * b * calls
-        prep.step = step
-        return prep
+        return _Timed(step, b, int(out.shape[1]) * b)
 
 
-def _run_timed(prep: _Prepared, n: int, timed: bool, clock: Clock = default_clock) -> None:
-    """``n`` calls of a prepared configuration; an OOM mid-run becomes its error."""
-    if prep.step is None:
-        return
+def _cuda_ids(device: torch.device) -> list[int]:
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def _prepare(
+    cfg: ModelConfig,
+    device: torch.device,
+    batch: int,
+    flip: bool,
+    res: SpeedResult,
+    gflops: tuple[float, float],
+    precision: str = "fp32",
+    tput_batch: int = 0,
+) -> _Prepared:
+    """Build the model (seeded weights), then fit the latency batch and the throughput batch (each
+    halved on OOM) with one untimed call each. ``tput_batch`` equal to the latency batch times nothing
+    more: the latency samples are the throughput's."""
+    prep = _Prepared(cfg, res, device)
     try:
-        with torch.inference_mode():
-            for _ in range(n):
-                ms = clock(prep.res.cell_id, prep.step, prep.device)
-                if timed:
-                    prep.samples.append(ms)
+        with torch.random.fork_rng(devices=_cuda_ids(device)):
+            torch.manual_seed(0)
+            model = cfg.build(device).eval()
     except Exception as exc:
         if not is_oom(exc):
             raise
-        prep.res.error = f"out of memory while timing at batch {prep.res.batch}"
-        prep.res.oom_batches.append(prep.res.batch)
-        prep.step = None
+        _release(device)
+        res.error, res.batch = f"out of memory building the model: {str(exc).splitlines()[0][:160]}", 0
+        return prep
+    prep.latency = _fit_batch(model, device, batch, flip, precision, res.oom_batches)
+    res.oom_retries = len(res.oom_batches)
+    if prep.latency is None:
+        res.error = "out of memory at batch 1"
+        res.batch = 0
+        return prep
+    res.batch = prep.latency.batch
+    res.frames_per_call = prep.latency.frames
+    calls = 2 if flip else 1
+    res.gflops_per_call = gflops[0] * res.batch * calls
+    res.gflops_paper_per_call = gflops[1] * res.batch * calls
+    if tput_batch > res.batch and not res.oom_batches:  # after an OOM at the latency batch, no larger batch fits
+        prep.throughput = _fit_batch(model, device, tput_batch, flip, precision, res.oom_batches)
+    res.throughput_batch = prep.throughput.batch if prep.throughput is not None else res.batch
+    return prep
+
+
+def _run_timed(prep: _Prepared, which: str, n: int, timed: bool, clock: Clock = default_clock) -> None:
+    """``n`` calls of a prepared configuration at its ``which`` ('latency' / 'throughput') batch; an OOM
+    mid-run becomes its error (latency) or ends its throughput timing."""
+    t: _Timed | None = getattr(prep, which)
+    if t is None:
+        return
+    key = prep.res.cell_id if which == "latency" else f"{prep.res.cell_id}:throughput"
+    try:
+        with torch.inference_mode():
+            for _ in range(n):
+                ms = clock(key, t.step, prep.device)
+                if timed:
+                    t.samples.append(ms)
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        prep.res.oom_batches.append(t.batch)
+        setattr(prep, which, None)
+        if which == "latency":
+            prep.res.error = f"out of memory while timing at batch {t.batch}"
+            prep.throughput = None
 
 
 def _finish(prep: _Prepared, env: dict[str, Any]) -> SpeedResult:
-    res = summarise(prep.res, prep.samples) if prep.res.error is None else prep.res
+    res = prep.res
+    if res.error is None and prep.latency is not None:
+        res = summarise(res, prep.latency.samples)
+        tput = prep.throughput or prep.latency
+        if tput.samples:
+            res.throughput_batch = tput.batch
+            res.throughput_ms = [float(s) for s in tput.samples]
+            med = statistics.median(tput.samples)
+            res.throughput_ms_median = med
+            res.throughput_ms_iqr = _iqr(tput.samples)
+            res.throughput_fps = tput.frames / (med / 1e3) if med > 0 else float("nan")
+            res.throughput_clips_per_s = tput.batch / (med / 1e3) if med > 0 else float("nan")
     res.env = env
     res.device_name, res.driver, res.cuda = str(env.get("device_name", "")), env.get("driver"), env.get("cuda")
     if prep.device.type == "cuda":
         res.peak_memory_mb = torch.cuda.max_memory_allocated(prep.device) / 2**20
     return res
+
+
+def _iqr(samples: Sequence[float]) -> float:
+    if len(samples) < 2:
+        return 0.0
+    q = statistics.quantiles(samples, n=4, method="inclusive")
+    return q[2] - q[0]
 
 
 # ---- public API ----------------------------------------------------------------------------------
@@ -406,6 +488,7 @@ def measure_speed(
     device: str = "cpu",
     flip: bool = False,
     precision: str = "fp32",
+    throughput_batch: int | None = None,
     clock: Clock | None = None,
 ) -> SpeedResult:
     """Time ``cfg`` alone: ``warmup`` untimed calls, then ``iters`` timed calls (see module docstring)."""
@@ -418,6 +501,7 @@ def measure_speed(
         device=device,
         flip=flip,
         precision=precision,
+        throughput_batch=throughput_batch,
         clock=clock,
     )[0]
 
@@ -432,6 +516,7 @@ def compare_speed(
     device: str = "cpu",
     flip: bool = False,
     precision: str = "fp32",
+    throughput_batch: int | None = None,
     clock: Clock | None = None,
 ) -> list[SpeedResult]:
     """Time several configurations interleaved round-robin in one process (ratios are comparable).
@@ -440,7 +525,7 @@ def compare_speed(
     line for a bad value). See :func:`time_round_robin` for the order of the calls.
     """
     given: dict[str, Any] = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads}
-    given |= {"device": device, "precision": precision}
+    given |= {"device": device, "precision": precision, "throughput_batch": throughput_batch}
     # None: SpeedConfig's default (the suite's one speed protocol)
     speed = validate(SpeedConfig, {k: v for k, v in given.items() if v is not None}, "speed")
     return time_round_robin(cfgs, speed, flip=flip, clock=clock)
@@ -471,20 +556,23 @@ def time_round_robin(
     entry_speeds = [speed if p == speed.precision else speed.replace(precision=p) for p in precisions]
     clock = clock or default_clock
     flops = [_flops_per_clip(c) for c in cfgs]  # counted on meta before the clock starts
+    tput = [throughput_batch(c, speed) for c in cfgs]
     with num_threads(speed.threads) as used_threads, cudnn_autotune(dev):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         preps = []
-        for cfg, fl, sp in zip(cfgs, flops, entry_speeds):
+        for cfg, fl, sp, tb in zip(cfgs, flops, entry_speeds, tput):
             res = _new_result(cfg, dev, used_threads, sp, flip)
-            preps.append(_prepare(cfg, dev, sp.batch, flip, res, fl, sp.precision))
+            preps.append(_prepare(cfg, dev, sp.batch, flip, res, fl, sp.precision, tb))
         for _ in range(speed.warmup):
-            for p in preps:
-                _run_timed(p, 1, timed=False, clock=clock)
+            for which in ("latency", "throughput"):
+                for p in preps:
+                    _run_timed(p, which, 1, timed=False, clock=clock)
         for r in range(speed.iters):
             k = r % len(preps)
-            for p in preps[k:] + preps[:k]:
-                _run_timed(p, 1, timed=True, clock=clock)
+            for which in ("latency", "throughput"):  # both batches in the same round
+                for p in preps[k:] + preps[:k]:
+                    _run_timed(p, which, 1, timed=True, clock=clock)
         env = environment(dev)
         return [_finish(p, {**env, "precision": p.res.precision}) for p in preps]
 
@@ -523,6 +611,9 @@ def measure_speed_group(
         else:
             row.update(paired_speedup([], []))
             row["speedup_of_medians"] = float("nan")
+        same_batch = res.ok and base.ok and res.throughput_batch == base.throughput_batch
+        tput = paired_speedup(base.throughput_ms, res.throughput_ms) if same_batch else paired_speedup([], [])
+        row.update({f"throughput_{k}": v for k, v in tput.items()})
         rows[res.cell_id] = row
     return rows
 

@@ -28,6 +28,10 @@ MEASURES = (
     "latency_ms",
     "latency_iqr_ms",
     "fps",
+    "latency_fps",
+    "throughput_ms",
+    "speedup",
+    "throughput_speedup",
     "mpjpe_mm",
     "pmpjpe_mm",
     "mpjve_mm",
@@ -84,6 +88,30 @@ def with_accuracy_notes(df: pd.DataFrame, limit: float = MEAN_POSE_LIMIT) -> pd.
         if col in out:
             out[col] = pd.to_numeric(out[col], errors="coerce").mask(bad)
     return out
+
+
+def fps_protocol(df: pd.DataFrame) -> str:
+    """How the rows' ``fps`` was timed, e.g. ``"batch 64, 1 thread, fp32"``: the throughput batch (the
+    latency batch in folders written before throughput was timed apart), the threads and the precision.
+    A part that varies across the rows is named as varying."""
+    ok = ok_rows(df)
+    if "fps" in ok:
+        ok = ok[pd.to_numeric(ok["fps"], errors="coerce").notna()]
+    parts = []
+    batch_col = (
+        "throughput_batch" if "throughput_batch" in ok and ok["throughput_batch"].notna().any() else "speed_batch"
+    )
+    for col, one, many in ((batch_col, "batch {:g}", "batch per row"), ("threads", "{:g} thread{}", "threads vary")):
+        vals = pd.to_numeric(ok[col], errors="coerce").dropna().unique() if col in ok else []
+        if len(vals) == 1:
+            v = float(vals[0])
+            parts.append(one.format(v, "" if v == 1 else "s") if "thread" in one else one.format(v))
+        elif len(vals) > 1:
+            parts.append(many)
+    found = precisions(ok)
+    if found:
+        parts.append(found[0] if len(found) == 1 else "precision per marker")
+    return ", ".join(parts)
 
 
 def has(df: pd.DataFrame, *cols: str) -> bool:

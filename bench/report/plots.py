@@ -27,6 +27,7 @@ from bench.report.frame import (
     PRECISION,
     aggregate_seeds,
     baseline_values,
+    fps_protocol,
     has,
     precisions,
     schedule_key,
@@ -45,6 +46,7 @@ AXIS_LABELS = {
     "gflops": "FLOPs per clip (GFLOPs)",
     "gflops_paper": "FLOPs per clip, paper count (GFLOPs)",
     "fps": "Throughput (output frames/s)",
+    "latency_fps": "Output frames/s at the latency batch",
     "mpjpe_mm": "MPJPE (mm)",
     "pmpjpe_mm": "P-MPJPE (mm)",
     "latency_ms": "Latency per clip (ms)",
@@ -75,26 +77,22 @@ def _marker_column(agg: pd.DataFrame) -> str:
 
 
 def _speed_note(df: pd.DataFrame, group: str) -> str:
-    """The speed protocol of ``group``'s rows: device, precision (or "precision per marker"), threads, batch."""
+    """The device ``group``'s rows were timed on (the axis label names batch, threads and precision)."""
     rows = df[(df["backbone"] + "/" + df["preset"]) == group]
-    parts = []
-    for col, fmt in (("device", "{}"), ("threads", "{:g} thread(s)"), ("speed_batch", "batch {:g}")):
-        if col in rows and rows[col].notna().any():
-            v = rows[col].dropna().iloc[0]
-            parts.append(fmt.format(v))
-    found = precisions(rows)
-    if found:
-        parts.insert(min(1, len(parts)), found[0] if len(found) == 1 else "precision per marker")
-    return ", ".join(parts)
+    if "device" in rows and rows["device"].notna().any():
+        return str(rows["device"].dropna().iloc[0])
+    return ""
 
 
-def _cost_label(df: pd.DataFrame, cost: str) -> str:
-    """The x-axis label; a throughput measured at one precision names it (``..., fp32)``)."""
+def _cost_label(rows: pd.DataFrame, cost: str) -> str:
+    """The x-axis label of ``rows`` (one backbone/preset): a throughput axis names how it was timed
+    (``Throughput (output frames/s, batch 64, 1 thread, fp32)``), a latency axis its one precision."""
     label = AXIS_LABELS.get(cost, cost)
-    found = precisions(df)
-    if cost in ("fps", "latency_ms") and len(found) == 1 and label.endswith(")"):
-        label = f"{label[:-1]}, {found[0]})"
-    return label
+    found = precisions(rows)
+    how = fps_protocol(rows) if cost == "fps" else (found[0] if cost == "latency_ms" and len(found) == 1 else "")
+    if not how:
+        return label
+    return f"{label[:-1]}, {how})" if label.endswith(")") else f"{label} ({how})"
 
 
 def _fronts(ax: Any, agg: pd.DataFrame, cost: str, error: str) -> tuple[pd.Series, list[Line2D]]:
@@ -186,7 +184,7 @@ def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: s
                 fontsize=5,
                 color="0.25",
             )
-        ax.set_xlabel(_cost_label(agg, cost))
+        ax.set_xlabel(_cost_label(df[(df["backbone"] + "/" + df["preset"]) == group], cost))
         ax.set_ylabel(AXIS_LABELS.get(error, error))
         note = _speed_note(df, group) if cost == "fps" else ""
         ax.set_title(group + (f" ({note})" if note else ""), fontsize=7.5)
@@ -265,8 +263,12 @@ def speedup_figure(df: pd.DataFrame) -> Figure | None:
         return None
     pruned["FLOPs reduction"] = base_gflops.loc[pruned.index] / pruned["gflops"]
     ratio = pruned["fps"] / base_fps.loc[pruned.index]
-    # the paired speedup of the grid's speed groups (same rounds as the baseline) where the rows carry it
-    paired = pruned["speedup"] if "speedup" in pruned else pd.Series(float("nan"), index=pruned.index)
+    # the paired throughput speedup of the grid's speed groups (same rounds as the baseline) where the rows
+    # carry it (older folders: the paired speedup at the latency batch), else the ratio of FPS columns
+    nan = pd.Series(float("nan"), index=pruned.index)
+    paired = pruned.get("throughput_speedup", nan)
+    if "speedup" in pruned and not paired.notna().any():
+        paired = pruned["speedup"]
     pruned["measured speedup"] = paired.where(paired.notna(), ratio)
     where = pruned["group"] if agg["preset"].nunique() > 1 else pruned["backbone"]
     pruned["cell"] = where + "  " + pruned["strategy"] + " (" + pruned["n"] + ", " + pruned["k"] + ")"
@@ -279,7 +281,8 @@ def speedup_figure(df: pd.DataFrame) -> Figure | None:
         ax = fig.add_subplot()
         sns.barplot(data=long, y="cell", x="value", hue="factor", ax=ax, palette=["0.65", "tab:blue"], orient="h")
         ax.axvline(1.0, color="black", lw=0.8)
-        ax.set_xlabel("Factor against the baseline (×)")
+        how = fps_protocol(df)
+        ax.set_xlabel("Factor against the baseline (×)" + (f"; throughput at {how}" if how else ""))
         ax.set_ylabel("")
         ax.tick_params(axis="y", labelsize=5.5)
         legend = ax.get_legend()

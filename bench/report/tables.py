@@ -21,8 +21,8 @@ from bench.report.frame import (
     PRECISION,
     aggregate_seeds,
     baseline_values,
+    fps_protocol,
     has,
-    precisions,
     schedule_key,
     varies_precision,
     with_accuracy_notes,
@@ -194,11 +194,9 @@ def hot_table(df: pd.DataFrame) -> Table:
 
 
 def _hot_title(df: pd.DataFrame) -> str:
-    """The comparison's title; rows timed at one precision name it beside FPS."""
-    found = precisions(df)
-    if len(found) == 1 and has(df, "fps"):
-        return f"HoT-style comparison (FPS at {found[0]})"
-    return "HoT-style comparison"
+    """The comparison's title names how FPS was timed (throughput batch, threads, precision)."""
+    how = fps_protocol(df) if has(df, "fps") else ""
+    return f"HoT-style comparison (FPS: output frames/s at {how})" if how else "HoT-style comparison"
 
 
 def ablation_tables(df: pd.DataFrame, metrics: Sequence[str] = ("mpjpe_mm", "gflops")) -> list[Table]:

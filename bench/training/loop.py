@@ -165,13 +165,16 @@ class Recipe:
 
 
 def resolve_recipe(model_cfg: ModelConfig, tc: TrainConfig) -> Recipe:
-    """Explicit options first, then the preset's ``recipe=TrainRecipe(...)`` (its ``finetune_lr`` when a
-    strategy is fine-tuned into a trained baseline), then the suite's defaults."""
+    """Explicit options first, then the preset's ``recipe=TrainRecipe(...)`` (its ``finetune_lr`` and
+    ``finetune_warmup_steps`` when a strategy is fine-tuned into a trained baseline), then the suite's defaults."""
     r = get_backbone_spec(model_cfg.backbone).preset(model_cfg.preset).recipe
-    own = r.finetune_lr if r is not None and tc.mode == "finetune" and r.finetune_lr is not None else None
+    tuning = r is not None and tc.mode == "finetune"
+    own = r.finetune_lr if r is not None and tuning else None
     own = own if own is not None else (r.lr if r is not None else None)
     lr = tc.lr if tc.lr is not None else (own if own is not None else DEFAULT_LR)
-    warm = tc.warmup_steps if tc.warmup_steps is not None else (r.warmup_steps if r is not None else 0)
+    own_warm = r.finetune_warmup_steps if r is not None and tuning else None
+    own_warm = own_warm if own_warm is not None else (r.warmup_steps if r is not None else 0)
+    warm = tc.warmup_steps if tc.warmup_steps is not None else own_warm
     batch = tc.batch_size or (r.batch_size if r is not None and r.batch_size else DEFAULT_BATCH)
     weights = dict(r.loss_weights) if r is not None and tc.loss == "paper" else {}
     notes = r.notes if r is not None else ""

@@ -226,6 +226,7 @@ def test_estimate_counts_each_shared_baseline_once_at_its_own_budget(tmp_path, m
     from bench.grid import estimate as est_mod
 
     monkeypatch.setattr(est_mod, "calibrate_cpu", lambda *a, **k: 1.0)  # 1 GFLOP/s: hours follow the FLOPs
+    monkeypatch.setattr(est_mod, "calibrate_step", lambda *a, **k: 1.0)  # a tiny net's own step rate, the same
     text = """
 name: e
 backbones: [strided]
@@ -250,3 +251,97 @@ data: {source: synthetic}
     gf = next(iter(e.gflops.values()))  # the unpruned row's GFLOPs (the first cell is the baseline row)
     assert hours[1010]["cpu"] - hours[10]["cpu"] == pytest.approx(1000 * 4 * 3 * gf / 3600, rel=1e-6)
     assert hours[1010]["gpu"] > hours[10]["gpu"]
+
+
+MODE_PLANS = """
+name: m
+backbones: [mixste]
+presets: [tiny]
+pruners: [none, cluster, uniform]
+tokens: [3, 9, 18]
+depths: [1, 2]
+modes:
+  - finetune: {pruners: [cluster]}
+  - finetune: {pruners: [uniform], tokens: [9], depths: [1]}
+  - finetune: {pruners: [cluster], schedules: [{tokens: [18, 9], depths: [1, 2]}]}
+  - none: {pruners: [cluster], recoverers: [interpolation], depths: [1]}
+measure: [flops]
+"""
+
+
+def _points(cells, pruner, mode, recoverer=None):
+    return sorted(
+        (tuple(c["model"]["tokens"]), tuple(c["model"]["depths"]))
+        for c in cells
+        if c["model"]["pruner"] == pruner
+        and c["train"]["mode"] == mode
+        and (recoverer is None or c["model"]["recoverer"] == recoverer)
+    )
+
+
+def test_a_mode_entry_may_carry_its_own_token_plan(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text(MODE_PLANS)
+    cells = expand(load_grid(p))
+    sweep = sorted(((n,), (k,)) for n in (3, 9, 18) for k in (1, 2))
+    # cluster: the grid's 3 x 2 sweep, plus the entry that names only a schedule (schedule alone, no sweep)
+    assert _points(cells, "cluster", "finetune") == sorted([*sweep, ((18, 9), (1, 2))])
+    assert _points(cells, "uniform", "finetune") == [((9,), (1,))]  # one point, not the sweep
+    # an entry naming depths only keeps the grid's tokens
+    assert _points(cells, "cluster", "none") == [((3,), (1,)), ((9,), (1,)), ((18,), (1,))]
+    assert len([c for c in cells if c["model"]["pruner"] == "none"]) == 1
+
+
+def test_a_mode_entry_with_a_bad_schedule_is_one_line(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text(MODE_PLANS.replace("schedules: [{tokens: [18, 9], depths: [1, 2]}]", "schedules: [{tokens: [18]}]"))
+    with pytest.raises(GridError, match=r"modes: finetune\.schedules\.depths: Field required"):
+        load_grid(p)
+
+
+def test_quick_grid_is_a_small_ablation_with_a_front_per_backbone():
+    """3 token counts x 2 depths of the cluster pruner per backbone, the other pruners at HoT's point,
+    and for each seq2seq backbone a hierarchical (H2OT) schedule and training-free interpolation rows."""
+    from bench.grid import grid_source
+
+    plan = plan_grid(load_grid(grid_source("quick")))
+    assert not plan.skipped
+    cells = plan.cells
+    for backbone in ("mixste", "motionbert", "mhformer", "strided"):
+        mine = [c for c in cells if c["model"]["backbone"] == backbone]
+        one_shot = [p for p in _points(mine, "cluster", "finetune") if len(p[0]) == 1]
+        tokens, depths = {p[0] for p in one_shot}, {p[1] for p in one_shot}
+        assert len(tokens) >= 3 and len(depths) >= 2 and len(one_shot) == len(tokens) * len(depths), backbone
+        for pruner in ("uniform", "attention", "motion"):
+            assert ((0.33,), (1,)) in _points(mine, pruner, "finetune"), (backbone, pruner)
+        hierarchical = [p for p in _points(mine, "cluster", "finetune") if len(p[0]) >= 2]
+        free = _points(mine, "cluster", "none", "interpolation")
+        if backbone in ("mixste", "motionbert"):
+            assert hierarchical, backbone
+            assert set(one_shot) <= set(free), backbone  # training-free interpolation at every cluster point
+        else:
+            assert not free
+
+
+def test_estimate_times_a_small_model_at_its_own_training_step_rate(tmp_path, monkeypatch):
+    """Tiny nets are overhead-bound: their CPU hours follow their own timed training steps, not the matmul rate."""
+    from bench.grid import estimate as est_mod
+
+    monkeypatch.setattr(est_mod, "calibrate_cpu", lambda *a, **k: 100.0)
+    asked: list[tuple[str, int, int | None]] = []
+
+    def step_rate(cfg, batch, threads, steps=3):  # type: ignore[no-untyped-def]
+        asked.append((cfg.label(), batch, threads))
+        return 4.0
+
+    monkeypatch.setattr(est_mod, "calibrate_step", step_rate)
+    p = tmp_path / "g.yaml"
+    p.write_text(
+        "name: e\nbackbones: [strided]\npresets: [tiny]\npruners: [none]\nmeasure: [accuracy]\n"
+        "train: {steps: 100, batch_size: 8, threads: 1}\ndata: {source: synthetic}\n"
+    )
+    e = est_mod.estimate(plan_grid(load_grid(p)))
+    assert asked == [("strided/tiny", 8, 1)]  # the cell's own batch and threads
+    gf = next(iter(e.gflops.values()))
+    assert e.hours["accuracy"]["cpu"] == pytest.approx(1.1 * 100 * 8 * 3 * gf / 4.0 / 3600)  # train + 10% eval
+    assert any("strided/tiny 4.0" in n for n in e.notes)

@@ -75,3 +75,27 @@ def test_a_cell_timed_alone_keeps_the_grids_precision_and_the_group_columns():
     assert row["error"] == "" and row["precision"] == "bf16" and row["threads"] == 1 and row["fps"] > 0
     assert {"latency_ms", "latency_iqr_ms", "speed_batch", "device_name"} <= set(row)
     assert set(row) & set(SPEED_FIELDS.values()) <= set(SPEED_FIELDS.values())
+
+
+def test_speed_rows_carry_latency_and_throughput_with_its_batch(tmp_path):
+    """fps is the throughput figure (output frames/s at the preset's throughput batch); latency_fps the batch-1 one;
+    the throughput speedup is paired from the throughput calls, not from the latency ones."""
+    from backbones import get_backbone_spec
+
+    path = tmp_path / "g.yaml"
+    path.write_text(GRID.replace("backbones: [mixste, strided]", "backbones: [mixste]"))
+    base = ModelConfig.create("mixste", "tiny")
+    cluster = ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1)
+    ms = {base.cell_id(): 10.0, cluster.cell_id(): 8.0}  # batch 1: 1.25x
+    ms |= {f"{base.cell_id()}:throughput": 400.0, f"{cluster.cell_id()}:throughput": 200.0}  # throughput: 2x
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        return ms.get(key, 5.0)
+
+    df = run_grid(load_grid(path), tmp_path / "r", speed_clock=clock).set_index("label")
+    tb = get_backbone_spec("mixste").preset("tiny").throughput_batch
+    assert tb > 1 and (df["throughput_batch"] == tb).all() and (df["speed_batch"] == 1).all()
+    row = df.loc[cluster.label()]
+    assert row["latency_ms"] == pytest.approx(8.0) and row["throughput_ms"] == pytest.approx(200.0)
+    assert row["fps"] == pytest.approx(27 * tb / 0.2) and row["latency_fps"] == pytest.approx(27 / 0.008)
+    assert row["speedup"] == pytest.approx(1.25) and row["throughput_speedup"] == pytest.approx(2.0)

@@ -115,7 +115,7 @@ def test_speed_step_runs_under_the_requested_autocast(monkeypatch: pytest.Monkey
         return spy
 
     monkeypatch.setattr(S, "make_step", make_step)
-    r = S.measure_speed(TINY, warmup=1, iters=2, threads=1, precision="bf16")
+    r = S.measure_speed(TINY, warmup=1, iters=2, threads=1, precision="bf16", throughput_batch=1)
     assert r.ok and r.precision == "bf16" and r.env["precision"] == "bf16"
     assert len(seen) == 1 + 1 + 2 and all(on and dt == torch.bfloat16 for on, dt in seen)
     seen.clear()

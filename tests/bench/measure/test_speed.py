@@ -221,7 +221,7 @@ def test_group_times_baseline_and_variants_interleaved_with_an_injected_clock() 
         rounds["n"] += 1
         return ms[key] * drift
 
-    speed = SpeedConfig(warmup=2, iters=4, threads=1)
+    speed = SpeedConfig(warmup=2, iters=4, threads=1, throughput_batch=1)  # one batch: latency calls only
     rows = S.measure_speed_group(base, [v1, v2, base], speed, clock=clock)  # the baseline twice: timed once
     b, x, y = base.cell_id(), v1.cell_id(), v2.cell_id()
     assert list(rows) == [b, x, y]
@@ -311,3 +311,49 @@ def test_round_robin_times_one_model_in_two_precisions() -> None:
         S.time_round_robin([TINY], SpeedConfig(iters=1), precisions=["fp16"])
     with pytest.raises(ValueError, match="2 precisions for 1"):
         S.time_round_robin([TINY], SpeedConfig(iters=1), precisions=["fp32", "bf16"])
+
+
+def test_group_times_latency_and_throughput_in_the_same_rounds() -> None:
+    """Each round times every configuration at batch 1 and at the throughput batch; each figure has its own
+    paired speedup, and a row names the batch its throughput was timed at."""
+    base, v1, _ = _group_cfgs()
+    ms = {base.cell_id(): 10.0, v1.cell_id(): 5.0}
+    ms |= {f"{base.cell_id()}:throughput": 100.0, f"{v1.cell_id()}:throughput": 25.0}  # v1: 2x at 1, 4x at 4
+    calls: list[str] = []
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        calls.append(key)
+        return ms[key]
+
+    rows = S.measure_speed_group(base, [v1], SpeedConfig(warmup=1, iters=2, threads=1, throughput_batch=4), clock=clock)
+    b, x = base.cell_id(), v1.cell_id()
+    bt, xt = f"{b}:throughput", f"{x}:throughput"
+    # warm-up round, then two timed rounds (the second starts at v1), latency calls before throughput calls
+    assert calls == [b, x, bt, xt, b, x, bt, xt, x, b, xt, bt]
+    for key, lat, tput in ((b, 10.0, 100.0), (x, 5.0, 25.0)):
+        r = rows[key]
+        assert r["batch"] == 1 and r["throughput_batch"] == 4
+        assert r["latency_ms_median"] == lat and r["throughput_ms_median"] == tput
+        assert r["fps"] == pytest.approx(27 / (lat / 1e3))  # the latency batch's rate
+        assert r["throughput_fps"] == pytest.approx(4 * 27 / (tput / 1e3))  # output frames/s at batch 4
+    assert rows[x]["speedup"] == pytest.approx(2.0) and rows[x]["throughput_speedup"] == pytest.approx(4.0)
+    assert rows[x]["throughput_speedup_rounds"] == 2 and rows[b]["throughput_speedup"] == 1.0
+
+
+def test_throughput_batch_defaults_to_the_presets_and_equal_batches_time_once(monkeypatch) -> None:
+    from backbones import get_backbone_spec
+
+    tiny = get_backbone_spec("mixste").preset("tiny").throughput_batch
+    assert tiny > 1 and S.throughput_batch(TINY, SpeedConfig()) == tiny
+    assert S.throughput_batch(TINY, SpeedConfig(throughput_batch=3)) == 3
+    calls: list[str] = []
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        calls.append(key)
+        return 1.0
+
+    r = S.time_round_robin([TINY], SpeedConfig(warmup=0, iters=3, threads=1, batch=2, throughput_batch=2), clock=clock)[
+        0
+    ]
+    assert calls == [TINY.cell_id()] * 3  # the throughput batch is the latency batch: timed once
+    assert r.throughput_batch == 2 and r.throughput_fps == pytest.approx(r.fps)

@@ -57,17 +57,17 @@ def test_tradeoff_has_one_front_and_marker_per_precision(cost: str) -> None:
     if cost == "fps":
         bf16, fp32 = fronts["Pareto front (bf16)"], fronts["Pareto front (fp32)"]
         assert len(bf16) != len(fp32) or not np.allclose(np.sort(bf16), np.sort(fp32))  # fronts of their own
-        assert "precision per marker" in ax.get_title()
+        assert "precision per marker" in ax.get_xlabel() and "cpu" in ax.get_title()
 
 
 def test_one_precision_is_named_on_the_throughput_axis_and_title() -> None:
     df = synthetic_results(seeds=(0,)).assign(precision="fp32")
     fig = tradeoff_figure(df, "mixste/tiny", "fps")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "Throughput (output frames/s, fp32)"
-    assert "fp32" in ax.get_title() and "1 thread" in ax.get_title()
+    assert ax.get_xlabel() == "Throughput (output frames/s, batch 1, 1 thread, fp32)"
+    assert ax.get_title() == "mixste/tiny (cpu)"
     assert set(_fronts(ax)) == {"Pareto front"} and "precision: fp32" not in _legend(fig)
-    assert hot_table(df).title == "HoT-style comparison (FPS at fp32)"
+    assert hot_table(df).title == "HoT-style comparison (FPS: output frames/s at batch 1, 1 thread, fp32)"
     assert "Precision" not in hot_table(df).frame and "precision" not in summary_table(df).splitlines()[0]
 
 

@@ -219,7 +219,7 @@ def test_objective_weight_overrides_change_only_the_named_term():
 
 
 def test_a_finetune_takes_the_recipes_finetune_lr_unless_told():
-    from bench.training.loop import resolve_recipe
+    from bench.training.loop import DEFAULT_LR, resolve_recipe
 
     recipe = get_backbone_spec("mixste").presets["tiny"].recipe
     assert recipe is not None and recipe.finetune_lr is not None and recipe.finetune_lr != recipe.lr
@@ -227,7 +227,19 @@ def test_a_finetune_takes_the_recipes_finetune_lr_unless_told():
     assert resolve_recipe(cfg, TrainConfig(mode="finetune")).lr == recipe.finetune_lr
     assert resolve_recipe(cfg, TrainConfig(mode="scratch")).lr == recipe.lr
     assert resolve_recipe(cfg, TrainConfig(mode="finetune", lr=0.02)).lr == 0.02
-    mb = get_backbone_spec("motionbert").presets["tiny"].recipe  # no finetune_lr: its lr
-    assert mb is not None and mb.finetune_lr is None
-    mb_cfg = ModelConfig.create("motionbert", "tiny", pruner="cluster", tokens=(9,), depths=(1,))
-    assert resolve_recipe(mb_cfg, TrainConfig(mode="finetune")).lr == mb.lr
+    strided = get_backbone_spec("strided").presets["paper"].recipe  # no recipe at the paper preset: the default
+    s_cfg = ModelConfig.create("strided", "paper", pruner="cluster", tokens=(81,), depths=(1,))
+    assert strided is None and resolve_recipe(s_cfg, TrainConfig(mode="finetune")).lr == DEFAULT_LR
+
+
+def test_a_finetune_takes_the_recipes_finetune_warmup_unless_told():
+    from bench.training.loop import resolve_recipe
+
+    mb = get_backbone_spec("motionbert").presets["tiny"].recipe
+    assert mb is not None and mb.warmup_steps > 0 and mb.finetune_warmup_steps == 0
+    cfg = ModelConfig.create("motionbert", "tiny", pruner="cluster", tokens=(9,), depths=(1,))
+    assert resolve_recipe(cfg, TrainConfig(mode="finetune")).warmup_steps == 0
+    assert resolve_recipe(cfg, TrainConfig(mode="scratch")).warmup_steps == mb.warmup_steps
+    assert resolve_recipe(cfg, TrainConfig(mode="finetune", warmup_steps=7)).warmup_steps == 7
+    mix = ModelConfig.create("mixste", "tiny", pruner="cluster", tokens=(9,), depths=(1,))  # None: its warm-up
+    assert resolve_recipe(mix, TrainConfig(mode="finetune")).warmup_steps == 20
