@@ -147,8 +147,8 @@ if BACKBONE is not None:
     view = view[view["backbone"] == BACKBONE]
 if STRATEGY is not None:
     view = view[(view["pruner"] + "+" + view["recoverer"] == STRATEGY) | (view["pruner"] == "none")]
-if MODE is not None and "mode" in view:
-    view = view[view["mode"] == MODE]
+if MODE is not None and "train_mode" in view:
+    view = view[view["train_mode"] == MODE]
 print(f"{len(view)} of {len(df)} cells; backbones: {sorted(view['backbone'].unique())}")
 print("strategies:", sorted((view["pruner"] + "+" + view["recoverer"]).unique()))
 

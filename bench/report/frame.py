@@ -19,7 +19,7 @@ BASELINE = "none"
 PRECISION = "precision"
 # columns that name a configuration; everything else is a measurement (or bookkeeping). The precision is
 # one: the same model timed in fp32 and bf16 is two deployed configurations, never averaged together
-CONFIG_KEYS = ("backbone", "preset", "pruner", "recoverer", "label", "mode", "train_mode", "data", PRECISION)
+CONFIG_KEYS = ("backbone", "preset", "pruner", "recoverer", "label", "train_mode", "data", PRECISION)
 MEASURES = (
     "params",
     "gflops",

@@ -73,7 +73,7 @@ def _marker_column(agg: pd.DataFrame) -> str:
     else the recoverer."""
     if varies_precision(agg):
         return PRECISION
-    return "mode" if "mode" in agg and agg["mode"].nunique() > 1 else "recoverer"
+    return "train_mode" if "train_mode" in agg and agg["train_mode"].nunique() > 1 else "recoverer"
 
 
 def _speed_note(df: pd.DataFrame, group: str) -> str:

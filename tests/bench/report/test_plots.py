@@ -74,3 +74,16 @@ def test_every_plot_file_is_a_valid_png_and_pdf(synthetic, tmp_path):
             data = p.read_bytes()
             assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
     assert len([p for p in paths if p.suffix == ".png"]) == len([p for p in paths if p.suffix == ".pdf"]) == 5
+
+
+def test_the_marker_shows_the_training_mode_where_the_grid_varies_it(synthetic):
+    """Rows carry ``train_mode`` (finetune / none): the plots key their marker on it (they read a ``mode``
+    column that no row has, so the marker fell back to the recoverer)."""
+    df = synthetic.copy()
+    pruned = df["pruner"] != "none"
+    df["train_mode"] = "finetune"
+    df.loc[pruned & (df["pruner"] == "uniform"), "train_mode"] = "none"
+    df.loc[~pruned, "train_mode"] = "scratch"
+    legend = _texts(tradeoff_figure(df, "mixste/tiny", "gflops"))
+    assert "train_mode: none" in legend and "train_mode: finetune" in legend
+    assert not any(t.startswith("recoverer:") for t in legend)
