@@ -412,15 +412,27 @@ def cmd_run(a: argparse.Namespace) -> int:
     _print_skipped(plan.skipped)
     if df.empty:
         return 0
-    return _report(out, ("hot", "ablation", "hypervolume"), ("md", "latex", "csv"))
+    return _report(out, ("hot", "ablation", "hypervolume"), ("md", "latex", "csv"), {c["cell_id"] for c in plan.cells})
 
 
-def _report(results: Path, tables: Sequence[str], formats: Sequence[str]) -> int:
-    """Tables and plots of a results folder from its stored rows; the headline table and the paths printed."""
+def _report(results: Path, tables: Sequence[str], formats: Sequence[str], cells: set[str] | None = None) -> int:
+    """Tables and plots of a results folder from its stored rows; the headline table and the paths printed.
+
+    ``cells``: the cell ids of the grid that just ran; rows the folder holds for other cells (a grid changed
+    between two runs into one folder) stay on disk but are left out of the report, and a line says so."""
     from bench.report.files import write_report
     from bench.results import export, load
 
     df = load(results)
+    if cells is not None and "cell_id" in df:
+        stale = ~df["cell_id"].isin(cells)
+        if stale.any():
+            print(
+                f"{int(stale.sum())} stored cell(s) are not in this grid (it changed since they ran): kept on "
+                f"disk, left out of the report",
+                flush=True,
+            )
+        df = df[~stale].reset_index(drop=True)
     folder = results.parent if results.is_file() else results
     files = write_report(df, folder, tables=tables, formats=formats)
     print(files.headline)
@@ -429,7 +441,7 @@ def _report(results: Path, tables: Sequence[str], formats: Sequence[str]) -> int
 
         print(seed_table(df))
     if not results.is_file() and any(folder.glob("*.jsonl")):
-        print(f"rows:  {export(folder)} (one row per cell, every measure merged)")
+        print(f"rows:  {export(folder, cells)} (one row per cell, every measure merged)")
     errors = int(df["error"].astype(str).str.len().gt(0).sum())
     if errors:
         print(f"{errors} cell(s) recorded an error (see the 'error' column; rerun them with --retry-failed)")

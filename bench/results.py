@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,13 @@ def has_results(results_dir: str | os.PathLike[str]) -> bool:
     return path.is_dir() and (any(path.glob("*.jsonl")) or (path / EXPORT_FILE).is_file())
 
 
-def export(results_dir: str | os.PathLike[str]) -> Path:
-    """Write the merged one-row-per-cell table of a results folder to ``results.csv`` beside it."""
+def export(results_dir: str | os.PathLike[str], cells: Collection[str] | None = None) -> Path:
+    """Write the merged one-row-per-cell table of a results folder to ``results.csv`` beside it
+    (only the rows of ``cells`` when given: the cell ids of the grid that last ran there)."""
     folder = Path(results_dir)
     df = load(folder)
+    if cells is not None:
+        df = df[df["cell_id"].isin(set(cells))].reset_index(drop=True)
     out = folder / EXPORT_FILE
     tmp = out.with_name(out.name + ".tmp")
     df.assign(**{c: df[c].map(json.dumps) for c in LIST_COLUMNS if c in df}).to_csv(tmp, index=False)

@@ -145,3 +145,26 @@ def test_study_without_its_grid_is_one_line(capsys):
         pytest.skip("configs/study.yaml is shipped: `study` runs it")
     assert main(["study", "--dry-run"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_changed_grid_reports_only_its_own_cells(tmp_path, capsys):
+    """Rows of cells a grid no longer holds stay on disk but are not mixed into its tables and results.csv."""
+    import pandas as pd
+
+    grid = tmp_path / "g.yaml"
+    text = (
+        "name: g\nbackbones: [strided]\npresets: [tiny]\npruners: [none, cluster]\ntokens: [{t}]\ndepths: [1]\n"
+        "measure: [flops]\n"
+    )
+    grid.write_text(text.format(t=9))
+    assert main(["run", str(grid), "--out", str(tmp_path / "r")]) == 0
+    grid.write_text(text.format(t=3))
+    capsys.readouterr()
+    assert main(["run", str(grid), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "1 stored cell(s) are not in this grid" in out
+    rows = pd.read_csv(tmp_path / "r" / "g" / "results.csv")
+    assert sorted(rows["label"]) == ["strided/tiny", "strided/tiny cluster(3@1)+none"]
+    assert sum(1 for _ in (tmp_path / "r" / "g").glob("flops-*.jsonl")) == 1
+    stored = (tmp_path / "r" / "g").glob("flops-*.jsonl").__next__().read_text().splitlines()
+    assert len(stored) == 3  # the T/3 cell's row is kept on disk
