@@ -378,10 +378,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     def progress(row: dict[str, Any], i: int, n: int) -> None:
         status = row.get("error") or (f"{row.get('gflops', float('nan')):.3f} GFLOPs" if "gflops" in row else "ok")
         if row.get("mpjpe_mm") is not None and not row.get("error"):
-            from bench.report.frame import MEAN_POSE_LIMIT
+            from bench.report.frame import mean_pose_note
 
-            trivial = row.get("trivial_mpjpe_mm") or float("inf")
-            if row["mpjpe_mm"] > MEAN_POSE_LIMIT * trivial:  # the rule of bench.report.frame.accuracy_notes
+            trivial = float(row.get("trivial_mpjpe_mm") or float("nan"))
+            if mean_pose_note(float(row["mpjpe_mm"]), trivial):  # the accuracy rule's one owner
                 status += f", MPJPE not presented (still at the mean pose: trivial {trivial:.1f} mm)"
             else:
                 status += f", MPJPE {row['mpjpe_mm']:.1f} mm"
@@ -437,7 +437,7 @@ def _report(results: Path, tables: Sequence[str], formats: Sequence[str], cells:
     files = write_report(df, folder, tables=tables, formats=formats)
     print(files.headline)
     if "mpjpe_mm" in df and "baseline_key" in df and df["mpjpe_mm"].notna().any():
-        from bench.grid.summary import seed_table
+        from bench.report.seeds import seed_table
 
         print(seed_table(df))
     if not results.is_file() and any(folder.glob("*.jsonl")):

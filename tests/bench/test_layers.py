@@ -16,6 +16,8 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("bench/measure", ("bench.grid", "bench.report", "bench.training", "bench.cli")),
     ("bench/data", ("bench.grid", "bench.report", "bench.training", "bench.cli")),
     ("bench/training", ("bench.grid", "bench.report", "bench.cli")),
+    ("bench/grid", ("bench.report", "bench.benchmarks", "bench.cli")),
+    ("bench/report", ("bench.benchmarks", "bench.cli")),
     ("backbones", ("strategies", "bench")),
     ("strategies", ("bench",)),
 ]

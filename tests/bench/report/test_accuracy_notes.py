@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from bench.grid.summary import seed_table
 from bench.report.frame import accuracy_notes, with_accuracy_notes
 from bench.report.plots import figures, left_out
+from bench.report.seeds import seed_table
 from bench.report.tables import hot_table, render
 
 

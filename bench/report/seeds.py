@@ -1,4 +1,4 @@
-"""Seed summaries and protocol verdicts of an accuracy grid's rows (mean ± sd over seeds).
+"""Seed summaries and protocol verdicts of an accuracy grid's rows (mean ± sd over seeds): report code.
 
 Rows of one configuration (label, training mode) differ only by seed; a fine-tuned or training-free
 row is compared with the row that evaluates its own baseline (same ``baseline_key``).
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.frame import MEAN_POSE_LIMIT, accuracy_notes
+from bench.report.frame import MEAN_POSE_LIMIT, accuracy_notes, mean_pose_note
 
-#: issue targets: baseline <= 0.5 x trivial; fine-tuned <= 1.10 x baseline; training-free <= 1.25 x baseline
-TARGETS = {"baseline": 0.5, "finetune": 1.10, "none": 1.25}
+#: the protocol's targets (their one owner): baseline <= the mean-pose limit x trivial; fine-tuned <= 1.10 x its
+#: baseline; training-free <= 1.25 x its baseline (bench.benchmarks.verdict checks a whole run against them)
+TARGETS = {"baseline": MEAN_POSE_LIMIT, "finetune": 1.10, "none": 1.25}
 
 
 def with_baseline(df: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +77,8 @@ def seed_table(df: pd.DataFrame) -> str:
     cols = ["label", "train_mode", "seeds", "MPJPE mm", "baseline_mean", "trivial_mean", "ratio_mean", "target"]
     if (s["accuracy_note"] != "").any():
         cols.append("accuracy_note")
-    s["baseline_mean"] = s["baseline_mean"].where(s["baseline_mean"] <= MEAN_POSE_LIMIT * s["trivial_mean"])
+    off = [not mean_pose_note(b, t) for b, t in zip(s["baseline_mean"], s["trivial_mean"], strict=True)]
+    s["baseline_mean"] = s["baseline_mean"].where(pd.Series(off, index=s.index) & s["baseline_mean"].notna())
     shown = s[[*cols, "meets_all"]].astype(object)
     shown = shown.where(shown.notna(), None)  # tabulate prints None (not NaN) as the missing value
     return tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".3g", missingval="—")

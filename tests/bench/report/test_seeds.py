@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.grid.summary import seed_table, summarise_seeds
+from bench.report.seeds import seed_table, summarise_seeds
 
 
 def test_seed_summary_compares_each_cell_with_its_own_baseline():
