@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.config import ConfigError, M, ModelConfig, validate
-from bench.errors import UserError, one_line, user_error_types
+from bench.errors import UserError, one_line
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
@@ -716,8 +716,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the user asked for something impossible' (:mod:`bench.errors`)."""
-    return user_error_types()
+    """Exception types that mean 'the user asked for something impossible' (exit 2, one line): every
+    ``bench`` error (:class:`~bench.errors.UserError`), the registry, checkpoint, schedule and hourglass
+    errors of ``backbones`` and ``strategies``, and ``OSError`` (a path that cannot be read or written)."""
+    from backbones import CheckpointError, RegistryError
+    from strategies import HourglassError, ScheduleError
+
+    return (UserError, RegistryError, CheckpointError, ScheduleError, HourglassError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,13 +22,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backbones import PoseBackbone, RegistryError, create_backbone, get_backbone_spec
+from bench.errors import UserError
 
 Number = int | float
 Mode = Literal["scratch", "finetune", "none"]
 Precision = Literal["fp32", "bf16", "fp16"]  # fp32, or torch.autocast to bf16 / fp16 (bench.measure.precision)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value that is wrong in itself (type, range, unknown key): one line."""
 
 

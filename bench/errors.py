@@ -3,17 +3,17 @@
 A user mistake (an unknown name, a value out of range, a contradiction between options, a
 corrupt, hostile or non-finite file, a path that cannot be written) is reported as one
 ``error:`` line and exit status 2 by :func:`bench.cli.main`. Anything else is a bug: its
-traceback stays visible and the exit status is 1. Each layer keeps its own one-line error type
-(``backbones`` and ``strategies`` know nothing of ``bench``), so the contract is the tuple
-:func:`user_error_types` lists, not a common base class; errors raised by ``bench`` itself for
-the user derive from :class:`UserError`.
+traceback stays visible and the exit status is 1. Every error ``bench`` raises for the user derives
+from :class:`UserError`; ``backbones`` and ``strategies`` know nothing of ``bench`` and keep their own
+one-line types, which the CLI adds (``bench.cli.user_errors``). A leaf: this module imports nothing of
+the suite, so a new error type needs no entry here.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["NonFiniteError", "UserError", "one_line", "user_error_types"]
+__all__ = ["NonFiniteError", "UserError", "one_line"]
 
 
 class UserError(Exception):
@@ -35,37 +35,3 @@ def one_line(exc: BaseException) -> str:
     if "weights_only" in msg:
         msg = " ".join(_UNSAFE_ADVICE.sub("", msg).split()) or "refused: the file holds non-tensor objects"
     return msg
-
-
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the user asked for something impossible' (exit 2, one line).
-
-    Data, checkpoint, unsafe file, schedule, hourglass, registry, configuration, grid, training,
-    objective and file-system (``OSError``: a path that does not exist, cannot be read or written,
-    is too long) errors.
-    """
-    from backbones import CheckpointError, RegistryError
-    from bench.config import ConfigError
-    from bench.data.h36m import DataError
-    from bench.data.safe_pickle import UnsafeFileError
-    from bench.grid import GridError
-    from bench.results import ResultsError
-    from bench.training.loop import TrainError
-    from bench.training.objectives import ObjectiveError
-    from strategies import HourglassError, ScheduleError
-
-    return (
-        UserError,
-        RegistryError,
-        CheckpointError,
-        ConfigError,
-        GridError,
-        ResultsError,
-        TrainError,
-        ObjectiveError,
-        ScheduleError,
-        HourglassError,
-        DataError,
-        UnsafeFileError,
-        OSError,
-    )

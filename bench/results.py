@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import UserError
+
 LIST_COLUMNS = ("tokens", "depths", "tokens_per_block")
 TEXT_COLUMNS = (
     "cell_id",
@@ -33,7 +35,7 @@ TEXT_COLUMNS = (
 )
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """No readable results where the user pointed (one-line message)."""
 
 

@@ -36,6 +36,7 @@ from bench.data.cameras import (
 from bench.data.clips import PoseDataset, Sequence
 from bench.data.safe_pickle import UnsafeFileError, load_npz_safely
 from bench.data.skeleton import KEPT_32_TO_17, NUM_JOINTS
+from bench.errors import UserError
 
 __all__ = ["H36M_FPS", "DataError", "load_h36m", "path_2d", "path_3d"]
 
@@ -44,7 +45,7 @@ TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A Human3.6M data file is missing or does not have the VideoPose3D layout."""
 
 

@@ -22,10 +22,12 @@ from typing import IO, Any
 
 import numpy as np
 
+from bench.errors import UserError
+
 __all__ = ["RestrictedUnpickler", "UnsafeFileError", "load_npy_safely", "load_npz_safely"]
 
 
-class UnsafeFileError(ValueError):
+class UnsafeFileError(UserError, ValueError):
     """A data file asked the unpickler for something other than plain numpy data."""
 
 

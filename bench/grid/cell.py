@@ -13,6 +13,7 @@ import pandas as pd
 from torch import Tensor
 
 from bench.config import ModelConfig
+from bench.errors import one_line
 from bench.grid.spec import GridError
 
 
@@ -120,7 +121,7 @@ def run_cell(cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | Non
         if "accuracy" in cell["measure"]:
             row.update(_accuracy_fields(cfg, cell, baseline_state))
     except Exception as e:  # failure as data: the row records it, the grid goes on
-        msg = " ".join(str(e).split()) or type(e).__name__
+        msg = one_line(e)
         row["error"] = f"{type(e).__name__}: {msg}"[:500]
         if os.environ.get("HOURGLASS_DEBUG"):
             traceback.print_exc()

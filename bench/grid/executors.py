@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import one_line
 from bench.grid.spec import GridError
 
 Executor = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
@@ -165,7 +166,7 @@ def process_executor(workers: int, task: Task = run_task) -> ProcessExecutor:
                             broken = True
                             inflight[f] = c  # handled below with the others in flight
                         except Exception as e:  # the task raised outside run_cell's own guard
-                            yield error_row(c, f"{type(e).__name__}: {' '.join(str(e).split())}")
+                            yield error_row(c, f"{type(e).__name__}: {one_line(e)}")
                 if broken:
                     wait(list(inflight))
                     for c in inflight.values():
@@ -284,7 +285,7 @@ class RayExecutor:
                 try:
                     yield ray.get(ref)
                 except Exception as e:  # a worker crash or a failed baseline surfaces here: an error row
-                    yield error_row(refs[ref], f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+                    yield error_row(refs[ref], f"{type(e).__name__}: {one_line(e)[:300]}")
         finally:
             if started:
                 ray.shutdown()

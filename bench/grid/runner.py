@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config import ModelConfig, stable_id
+from bench.errors import one_line
 from bench.grid.executors import Executor, local_executor
 from bench.grid.expand import expand
 from bench.grid.spec import Grid, GridError, check_data
@@ -52,10 +53,6 @@ def _axis_values(cell: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _reason(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
 def plan_grid(grid: Grid) -> Plan:
     """Expand and validate ``grid`` whole, before anything runs (see the module docstring)."""
     from strategies import block_tokens
@@ -83,7 +80,7 @@ def plan_grid(grid: Grid) -> Plan:
                     base[bkey] = e
             model = base[bkey]
             if isinstance(model, BaseException):
-                verdict[mid] = _reason(model)
+                verdict[mid] = one_line(model)
             else:
                 try:
                     if cfg.pruned:
@@ -92,7 +89,7 @@ def plan_grid(grid: Grid) -> Plan:
                     else:
                         verdict[mid] = 1.0
                 except Exception as e:
-                    verdict[mid] = _reason(e)
+                    verdict[mid] = one_line(e)
         v = verdict[mid]
         label = ModelConfig.from_dict(m).label()
         if isinstance(v, str):

@@ -21,13 +21,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bench.config import ConfigError, DataConfig, Mode, Number, SpeedConfig, TrainConfig, _Config, validate
+from bench.errors import UserError, one_line
 
 MEASURES = ("flops", "speed", "accuracy")
 Measure = Literal["flops", "speed", "accuracy"]
 OptionAxes = dict[str, dict[str, list[Any]]]  # {backbone|strategy name: {option: [values]}}
 
 
-class GridError(ValueError):
+class GridError(UserError, ValueError):
     """A malformed grid (file, ``--set`` or results folder): one-line message."""
 
 
@@ -292,7 +293,7 @@ def _check_names(grid: Grid, where: str) -> Grid:
             try:
                 get_backbone_spec(n).preset(pr)
             except Exception as e:
-                raise GridError(f"{where}: {key}: {' '.join(str(e).split())}") from None
+                raise GridError(f"{where}: {key}: {one_line(e)}") from None
     sections = [("", grid.pruners, grid.recoverers)]
     sections += [(f"by_backbone.{n}.", o.pruners or [], o.recoverers or []) for n, o in grid.by_backbone.items()]
     all_pruners = [pr for _, prs, _ in sections for pr in prs]

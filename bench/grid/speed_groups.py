@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config import ModelConfig, SpeedConfig, validate
+from bench.errors import one_line
 from bench.measure.speed import Clock
 
 #: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedups. ``latency_ms`` and
@@ -83,7 +84,7 @@ def run_speed_group(
         results = _measure(cfgs, speed, clock)
         error = ""
     except Exception as e:  # failure as data: every row of the group records it, the grid goes on
-        results, error = {}, f"{type(e).__name__}: {' '.join(str(e).split())}"[:500]
+        results, error = {}, f"{type(e).__name__}: {one_line(e)}"[:500]
     seconds = round(time.perf_counter() - t0, 2)
     for task, cfg in zip(tasks, cfgs, strict=True):
         row = base_row(task)

@@ -41,6 +41,7 @@ from backbones import (
 from backbones._checkpoint import extract_state_dict, read_checkpoint
 from bench.config import DataConfig, ModelConfig, TrainConfig
 from bench.data.clips import PoseDataset, seq2seq_clips
+from bench.errors import UserError, one_line
 from bench.training.evaluate import EvalResult, OutputMode, evaluate, trivial_mpjpe
 from bench.training.objectives import objective_for
 
@@ -49,7 +50,7 @@ MODEL_FILE = "model.pt"
 META_FILE = "model.json"
 
 
-class TrainError(ValueError):
+class TrainError(UserError, ValueError):
     """A training request that cannot be honoured (one-line message)."""
 
 
@@ -292,7 +293,7 @@ def fit(
             torch.set_rng_state(st["rng"])
             step, seconds_before = int(st["step"]), float(st["seconds"])
         except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
-            msg = " ".join(str(e).split())[:200]
+            msg = one_line(e)[:200]
             raise TrainError(f"{state_path} is a corrupt train state ({type(e).__name__}: {msg})") from None
         notes.append(f"resumed from step {step}")
     resumed_from = step

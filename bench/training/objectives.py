@@ -14,9 +14,10 @@ from typing import Literal
 
 from backbones import get_backbone_spec
 from backbones.objectives import LossFn, mpjpe_objective
+from bench.errors import UserError
 
 
-class ObjectiveError(ValueError):
+class ObjectiveError(UserError, ValueError):
     """The requested objective does not exist for this backbone (one-line message)."""
 
 

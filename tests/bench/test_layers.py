@@ -189,3 +189,31 @@ def test_the_name_scan_sees_literals_and_identifiers_but_not_docstrings(tmp_path
         (7, "motionbert"),
         (7, "strided_x"),
     ]
+
+
+def test_the_error_contract_is_a_leaf() -> None:
+    """bench/errors.py imports nothing of the suite: a new error type needs no entry there."""
+    suite = ("bench", "backbones", "strategies")
+    found = [n for _, n in imported_modules(REPO / "bench" / "errors.py") if n.split(".")[0] in suite]
+    assert found == []
+
+
+def test_every_error_bench_raises_for_the_user_is_a_user_error() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    import bench
+    from bench.errors import UserError
+
+    errors = []
+    for info in pkgutil.walk_packages(bench.__path__, "bench."):
+        mod = importlib.import_module(info.name)
+        errors += [
+            c
+            for _, c in inspect.getmembers(mod, inspect.isclass)
+            if issubclass(c, Exception) and c.__module__ == mod.__name__
+        ]
+    names = {c.__name__ for c in errors}
+    assert {"ConfigError", "GridError", "TrainError", "DataError", "UnsafeFileError", "ResultsError"} <= names
+    assert [c.__name__ for c in errors if not issubclass(c, UserError)] == []
