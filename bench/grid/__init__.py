@@ -8,9 +8,9 @@ or ``bench.cli``.
 
 from bench.grid.cell import run_cell
 from bench.grid.executors import Executor, local_executor, process_executor, ray_executor
-from bench.grid.expand import expand
+from bench.grid.expand import expand, load_grid
 from bench.grid.runner import Plan, plan_grid, run_grid
-from bench.grid.spec import MEASURES, Grid, GridError, grid_source, load_grid, packaged_grids
+from bench.grid.spec import MEASURES, Grid, GridError, grid_source, packaged_grids
 from bench.grid.store import ResultStore, load_rows
 
 __all__ = [

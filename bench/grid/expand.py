@@ -10,13 +10,14 @@ carries its description under ``"baseline"`` (``key`` = :func:`~bench.config.sta
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from bench.config import Mode, ModelConfig, cell_id, stable_id
-from bench.grid.spec import Grid, GridError, ScheduleSpec
+from bench.grid.spec import Grid, GridError, ScheduleSpec, read_grid
 
 MODES: tuple[str, ...] = get_args(Mode)
 #: axes a ``modes`` entry may replace for its cells, e.g. ``{none: {recoverers: [interpolation]}}``; an entry
@@ -77,6 +78,13 @@ def token_plan(grid: Grid, axes: Mapping[str, Any] | None = None) -> list[tuple[
         return scheduled
     sweep = list(itertools.product(axes.get("tokens", grid.tokens), axes.get("depths", grid.depths)))
     return [*sweep, *scheduled]
+
+
+def load_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> Grid:
+    """Parse and validate a grid file plus ``--set`` overrides; every problem is a one-line :class:`GridError`."""
+    grid, where = read_grid(path, sets)
+    check_protocol(grid, where)
+    return grid
 
 
 def check_protocol(grid: Grid, where: str) -> None:

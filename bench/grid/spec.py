@@ -314,11 +314,7 @@ def _check_names(grid: Grid, where: str) -> Grid:
         for n in getattr(grid, key):
             if n not in known:
                 raise GridError(f"{where}: {key}.{n}: not one of this grid's {key.split('_')[0]}s ({', '.join(known)})")
-    grid = grid.model_copy(update={"backbones": names})
-    from bench.grid.expand import check_protocol
-
-    check_protocol(grid, where)
-    return grid
+    return grid.model_copy(update={"backbones": names})
 
 
 def check_data(grid: Grid, measures: Sequence[str]) -> None:
@@ -338,9 +334,9 @@ def check_data(grid: Grid, measures: Sequence[str]) -> None:
             raise GridError(f"grid '{grid.name}': data.data_root: {p} does not exist (Human3.6M, VideoPose3D layout)")
 
 
-def load_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> Grid:
-    """Parse and validate a grid file plus ``--set`` overrides; every problem is a one-line :class:`GridError`."""
+def read_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> tuple[Grid, str]:
+    """Parse a grid file plus ``--set`` overrides (types, ranges, names) and say where it came from; the
+    protocol rules that need the expanded cells are checked by :func:`bench.grid.expand.load_grid`."""
     p = Path(path)
-    d = read_grid_text(p)
-    merged = apply_sets(d, sets)
-    return parse_grid(merged, str(p) if not sets else f"{p} (with --set)", default_name=p.stem)
+    where = str(p) if not sets else f"{p} (with --set)"
+    return parse_grid(apply_sets(read_grid_text(p), sets), where, default_name=p.stem), where

@@ -217,3 +217,52 @@ def test_every_error_bench_raises_for_the_user_is_a_user_error() -> None:
     names = {c.__name__ for c in errors}
     assert {"ConfigError", "GridError", "TrainError", "DataError", "UnsafeFileError", "ResultsError"} <= names
     assert [c.__name__ for c in errors if not issubclass(c, UserError)] == []
+
+
+def import_cycles(
+    root: Path = REPO, packages: tuple[str, ...] = ("backbones", "strategies", "bench")
+) -> list[list[str]]:
+    """Strongly connected groups (> 1 module) of the project's import graph, lazy imports included."""
+    files = {module_name(p, root): p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))}
+    graph = {m: {n for _, n in imported_modules(p, root) if n in files and n != m} for m, p in files.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    assert import_cycles() == []
+
+
+def test_the_cycle_walk_finds_a_lazy_cycle(tmp_path: Path) -> None:
+    pkg = tmp_path / "bench"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from bench.b import x\n")
+    (pkg / "b.py").write_text("def x():\n    from bench.a import y\n")
+    assert import_cycles(tmp_path, ("bench",)) == [["bench.a", "bench.b"]]
