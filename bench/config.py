@@ -170,8 +170,8 @@ class ModelConfig(_Config):
         )
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with ``changes`` (``cfg.replace(pruner='none', tokens=())``: its baseline)."""
-        return self.model_copy(update=changes)
+        """A copy with ``changes``, validated again (``cfg.replace(pruner='none', tokens=())``: its baseline)."""
+        return validate(ModelConfig, {**dict(self), **changes}, "model")
 
     def baseline(self) -> ModelConfig:
         """The same backbone and preset with no hourglass."""
@@ -306,7 +306,8 @@ class TrainConfig(_Config):
         return v
 
     def replace(self, **changes: Any) -> TrainConfig:
-        return self.model_copy(update=changes)
+        """A copy with ``changes``, validated again."""
+        return validate(TrainConfig, {**dict(self), **changes}, "train")
 
     def budget_text(self) -> str:
         parts = [f"{self.steps} steps"] if self.steps else []

@@ -17,22 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import UserError
-
-LIST_COLUMNS = ("tokens", "depths", "tokens_per_block")
-TEXT_COLUMNS = (
-    "cell_id",
-    "backbone",
-    "preset",
-    "pruner",
-    "recoverer",
-    "label",
-    "torch",
-    "error",
-    "device",
-    "eval_output",
-    "data",
-    "finished",
-)
+from bench.rows import LIST_COLUMNS, TEXT_COLUMNS
 
 
 class ResultsError(UserError, ValueError):

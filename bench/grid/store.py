@@ -29,10 +29,10 @@ from typing import Any
 import pandas as pd
 
 from bench.grid.spec import MEASURES, GridError
+from bench.rows import IDENTITY, LIST_COLUMNS
 
 ENV_DEPENDENT = ("speed",)
-LIST_COLUMNS = ("tokens", "depths", "tokens_per_block")
-COMMON = ("cell_id", "backbone", "preset", "pruner", "recoverer", "tokens", "depths", "seed", "label")
+COMMON = IDENTITY  # the merge key of a cell's records (bench.rows owns the schema)
 
 
 def env_tag(device: str = "cpu") -> str:
