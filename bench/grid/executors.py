@@ -226,12 +226,12 @@ class RayExecutor:
         if self.cache_factory is not None:
             cache = self.cache_factory(root or Path("results") / "baselines")
         else:
-            from bench.grid.baselines import BaselineCache  # type: ignore[import-not-found]
+            from bench.grid.baselines import BaselineCache
 
             cache = BaselineCache(root or Path("results") / "baselines")
         train = self.train_baseline
         if train is None:
-            from bench.training.baselines import train_baseline  # type: ignore[import-not-found]
+            from bench.training.baselines import train_baseline
 
             train = train_baseline
         remote_train = ray.remote(train)

@@ -68,13 +68,11 @@ def load_data(cfg: DataConfig) -> PoseDataset:
         return make_synthetic_h36m(
             seed=cfg.seed, noise=cfg.noise, cache_dir=cfg.cache_dir, frames_per_sequence=cfg.frames_per_sequence
         )
-    if cfg.source == "h36m":
-        from bench.data.h36m import DataError, load_h36m
+    from bench.data.h36m import DataError, load_h36m  # source "h36m": DataConfig admits no other
 
-        if not cfg.data_root:
-            raise DataError("--data h36m needs --data-root DIR (the folder with data_3d_h36m.npz)")
-        return load_h36m(cfg.data_root, keypoints=cfg.keypoints)
-    raise TrainError(f"unknown data source '{cfg.source}' (known: synthetic, h36m)")
+    if not cfg.data_root:
+        raise DataError("--data h36m needs --data-root DIR (the folder with data_3d_h36m.npz)")
+    return load_h36m(cfg.data_root, keypoints=cfg.keypoints)
 
 
 @dataclass

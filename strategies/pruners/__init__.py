@@ -11,7 +11,7 @@ from strategies.pruners.cluster import ClusterPruner, dpc_knn_score
 from strategies.pruners.motion import MotionPruner, motion_score
 from strategies.pruners.none import KeepAllPruner
 from strategies.pruners.random import RandomPruner
-from strategies.pruners.uniform import UniformPruner, uniform_positions
+from strategies.pruners.uniform import UniformPruner, uniform_index
 
 __all__ = [
     "AttentionPruner",
@@ -23,5 +23,5 @@ __all__ = [
     "attention_received",
     "dpc_knn_score",
     "motion_score",
-    "uniform_positions",
+    "uniform_index",
 ]

@@ -25,21 +25,9 @@ from strategies.base import PruneContext, Pruner, force_required
 Align = Literal["ends", "centre"]
 
 
-def uniform_positions(length: int, n: int, align: Align = "ends") -> list[int]:
-    """The n evenly spaced positions among ``length`` (see the module docstring), ascending, unique."""
-    if not 1 <= n <= length:
-        raise ValueError(f"cannot keep {n} of {length} positions")
-    if align == "centre":
-        return [((2 * i + 1) * length) // (2 * n) for i in range(n)]
-    if align != "ends":
-        raise ValueError(f"unknown align '{align}' (expected 'ends' or 'centre')")
-    if n == 1:
-        return [(length - 1) // 2]
-    return [(2 * i * (length - 1) + (n - 1)) // (2 * (n - 1)) for i in range(n)]
-
-
 def uniform_index(length: int, n: int, align: Align, device: torch.device) -> Tensor:
-    """:func:`uniform_positions` as an int64 tensor (n,) built on ``device`` with the same integer formula."""
+    """The n evenly spaced positions among ``length`` (see the module docstring), ascending and unique, as an
+    int64 tensor (n,) on ``device``; exact integer arithmetic (tested against a closed form in fractions)."""
     if not 1 <= n <= length:
         raise ValueError(f"cannot keep {n} of {length} positions")
     i = torch.arange(n, device=device, dtype=torch.int64)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from strategies import PruneContext, check_selection, create_pruner, force_required, list_pruners, topk_keep
-from strategies.pruners import attention_received, dpc_knn_score, motion_score, uniform_positions
+from strategies.pruners import attention_received, dpc_knn_score, motion_score, uniform_index
 
 B, F, N, C = 3, 27, 4, 8
 
@@ -173,6 +173,10 @@ def test_uniform_matches_the_closed_form(length, n, align):
     ctx = PruneContext(torch.zeros(2, length, 1, 1))
     index = create_pruner("uniform", align=align)(ctx, n)
     assert index.tolist() == [closed_form(length, n, align)] * 2
+
+
+def uniform_positions(length: int, n: int, align: str = "ends") -> list[int]:
+    return uniform_index(length, n, align, torch.device("cpu")).tolist()  # type: ignore[arg-type]
 
 
 def test_uniform_known_values():
