@@ -41,21 +41,11 @@ def run_task(cell: Mapping[str, Any], baseline_state: Any = None) -> dict[str, A
 
 
 def error_row(cell: Mapping[str, Any], message: str) -> dict[str, Any]:
-    """The row of a task that could not return one (its worker died)."""
-    from bench.config import ModelConfig
+    """The row of a task that could not return one (its worker died): the cell's identity, as every row has."""
+    from bench.grid.cell import identity_row
 
-    m = cell["model"]
-    cfg = ModelConfig.from_dict(m)
     return {
-        "cell_id": cell["cell_id"],
-        "backbone": cfg.backbone,
-        "preset": cfg.preset,
-        "pruner": cfg.pruner,
-        "recoverer": cfg.effective_recoverer,
-        "tokens": str(list(cfg.tokens)),
-        "depths": str(list(cfg.depths)),
-        "seed": cell.get("seed", 0),
-        "label": cfg.label(),
+        **identity_row(cell),
         "error": message[:500],
         "cell_seconds": float("nan"),
         "finished": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),

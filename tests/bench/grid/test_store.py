@@ -259,3 +259,18 @@ def test_grid_file_bytes_and_paths_are_one_line_errors(tmp_path):
             load_grid(p)
     with pytest.raises(GridError, match=r"cannot read|no grid"):
         grid_source("x" * 5000)
+
+
+def test_error_rows_and_result_rows_carry_the_same_identity():
+    """A row a dead worker could not return has every identity column a measured row has, with equal values."""
+    from bench.config import ModelConfig
+    from bench.grid.cell import identity_row, run_cell
+    from bench.grid.executors import error_row
+
+    cfg = ModelConfig.create("strided", "tiny", "cluster", None, 9, 1)
+    cell = {"cell_id": "x", "measure": ["flops"], "seed": 2, "model": cfg.to_dict(), "train": {"mode": "finetune"}}
+    ok, err = run_cell(cell), error_row(cell, "WorkerDied: SIGKILL")
+    identity = set(identity_row(cell)) - {"error"}
+    assert identity <= set(err) and {"train_mode", "baseline_key", "torch"} <= identity
+    assert {k: err[k] for k in identity} == {k: ok[k] for k in identity}
+    assert err["error"].startswith("WorkerDied") and ok["error"] == ""
