@@ -19,7 +19,6 @@ Each check is one row: met / not met / not measured, the figures behind it and t
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,18 +45,6 @@ class Check:
     detail: str
 
 
-def _tokens(row: pd.Series) -> list[float]:
-    v = row.get("tokens")
-    vals = json.loads(v) if isinstance(v, str) else list(v if isinstance(v, list | tuple) else [])
-    return [float(x) for x in vals]
-
-
-def _depths(row: pd.Series) -> list[int]:
-    v = row.get("depths")
-    vals = json.loads(v) if isinstance(v, str) else list(v if isinstance(v, list | tuple) else [])
-    return [int(x) for x in vals]
-
-
 def _frames(row: pd.Series) -> int:
     from backbones import get_backbone_spec
 
@@ -65,16 +52,17 @@ def _frames(row: pd.Series) -> int:
 
 
 def kept_tokens(row: pd.Series) -> list[int]:
-    """The token counts a row's schedule keeps (fractions of T resolved as the schedule parser does)."""
+    """The token counts a row's schedule keeps (fractions of T resolved as the schedule parser does); the
+    row's ``tokens`` is a list, as :func:`bench.results.load` types it."""
     from strategies.schedule import resolve_tokens
 
     t = _frames(row)
-    return [resolve_tokens(int(x) if float(x).is_integer() and x > 1 else x, t) for x in _tokens(row)]
+    return [resolve_tokens(x, t) for x in row["tokens"]]
 
 
 def at_hot_point(row: pd.Series) -> bool:
     """One pruning stage at depth 1 keeping round(T / 3) tokens: HoT's operating point."""
-    return _depths(row) == [1] and kept_tokens(row) == [round(_frames(row) / 3)]
+    return list(row["depths"]) == [1] and kept_tokens(row) == [round(_frames(row) / 3)]
 
 
 def _fmt(ratio: float) -> str:

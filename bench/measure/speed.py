@@ -243,8 +243,7 @@ def paired_speedup(base_ms: Sequence[float], variant_ms: Sequence[float]) -> dic
     if not pairs:
         nan = float("nan")
         return {"speedup": nan, "speedup_q25": nan, "speedup_q75": nan, "speedup_iqr": nan, "speedup_rounds": 0}
-    med = statistics.median(pairs)
-    q25, q75 = statistics.quantiles(pairs, n=4, method="inclusive")[::2] if len(pairs) >= 2 else (med, med)
+    q25, med, q75 = _quartiles(pairs)
     return {
         "speedup": med,
         "speedup_q25": q25,
@@ -260,12 +259,7 @@ def summarise(res: SpeedResult, samples: Sequence[float]) -> SpeedResult:
         res.error = res.error or "no timed iterations"
         return res
     res.latency_ms = [float(s) for s in samples]
-    med = statistics.median(samples)
-    if len(samples) >= 2:
-        q = statistics.quantiles(samples, n=4, method="inclusive")
-        q25, q75 = q[0], q[2]
-    else:
-        q25 = q75 = med
+    q25, med, q75 = _quartiles(samples)
     res.latency_ms_median = med
     res.latency_ms_q25, res.latency_ms_q75 = q25, q75
     res.latency_ms_iqr = q75 - q25
@@ -450,9 +444,9 @@ def _finish(prep: _Prepared, env: dict[str, Any]) -> SpeedResult:
         if tput.samples:
             res.throughput_batch = tput.batch
             res.throughput_ms = [float(s) for s in tput.samples]
-            med = statistics.median(tput.samples)
+            q25, med, q75 = _quartiles(tput.samples)
             res.throughput_ms_median = med
-            res.throughput_ms_iqr = _iqr(tput.samples)
+            res.throughput_ms_iqr = q75 - q25
             res.throughput_fps = tput.frames / (med / 1e3) if med > 0 else float("nan")
             res.throughput_clips_per_s = tput.batch / (med / 1e3) if med > 0 else float("nan")
     res.env = env
@@ -462,11 +456,13 @@ def _finish(prep: _Prepared, env: dict[str, Any]) -> SpeedResult:
     return res
 
 
-def _iqr(samples: Sequence[float]) -> float:
+def _quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
+    """(q25, median, q75) of the samples (inclusive method; one sample: all three equal)."""
+    med = statistics.median(samples)
     if len(samples) < 2:
-        return 0.0
+        return med, med, med
     q = statistics.quantiles(samples, n=4, method="inclusive")
-    return q[2] - q[0]
+    return q[0], med, q[2]
 
 
 # ---- public API ----------------------------------------------------------------------------------
