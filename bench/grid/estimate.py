@@ -46,12 +46,10 @@ def calibrate_step(cfg: ModelConfig, batch: int, threads: int | None, steps: int
 
     from bench.measure.flops.core import count_canonical
     from bench.measure.flops.counters import input_shape
+    from bench.measure.speed import num_threads
 
     gf, _, _ = count_canonical(cfg)
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with num_threads(threads or None):
         with torch.random.fork_rng():
             torch.manual_seed(0)
             model = cfg.build().train()
@@ -67,26 +65,21 @@ def calibrate_step(cfg: ModelConfig, batch: int, threads: int | None, steps: int
             if i:
                 times.append(time.perf_counter() - t0)
         return 3 * gf * batch / statistics.median(times)
-    finally:
-        torch.set_num_threads(old)
 
 
 def calibrate_cpu(seconds: float = 0.3, threads: int | None = None) -> float:
     """GFLOP/s of a 512 x 512 fp32 matmul on this CPU (a short calibration)."""
     import torch
 
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    from bench.measure.speed import num_threads
+
+    with num_threads(threads or None):
         a = torch.randn(512, 512)
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             a @ a
             n += 1
         return 2 * 512**3 * n / (time.perf_counter() - t0) / 1e9
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass

@@ -76,9 +76,9 @@ def _marker_column(agg: pd.DataFrame) -> str:
     return "train_mode" if "train_mode" in agg and agg["train_mode"].nunique() > 1 else "recoverer"
 
 
-def _speed_note(df: pd.DataFrame, group: str) -> str:
-    """The device ``group``'s rows were timed on (the axis label names batch, threads and precision)."""
-    rows = df[(df["backbone"] + "/" + df["preset"]) == group]
+def _speed_note(rows: pd.DataFrame) -> str:
+    """The device ``rows`` (one backbone/preset) were timed on (the axis label names batch, threads and
+    precision)."""
     if "device" in rows and rows["device"].notna().any():
         return str(rows["device"].dropna().iloc[0])
     return ""
@@ -184,9 +184,10 @@ def tradeoff_figure(df: pd.DataFrame, group: str, cost: str = "gflops", error: s
                 fontsize=5,
                 color="0.25",
             )
-        ax.set_xlabel(_cost_label(df[(df["backbone"] + "/" + df["preset"]) == group], cost))
+        rows = df[(df["backbone"] + "/" + df["preset"]) == group]
+        ax.set_xlabel(_cost_label(rows, cost))
         ax.set_ylabel(AXIS_LABELS.get(error, error))
-        note = _speed_note(df, group) if cost == "fps" else ""
+        note = _speed_note(rows) if cost == "fps" else ""
         ax.set_title(group + (f" ({note})" if note else ""), fontsize=7.5)
         ax.margins(x=0.12, y=0.12)
         handles = base_handles + front_handles
