@@ -155,11 +155,17 @@ class PoseBackbone(nn.Module):
             pose, index = schedule.after_head(self, pose, index, state)
         return PoseOutput(pose, index, aux, aux_index, tuple(state.kept))
 
+    @property
+    def predicts_all_frames(self) -> bool:
+        """True for a seq2seq model that outputs every frame; False for seq2frame and the TPC forms, whose
+        hourglass keeps and predicts the centre frame (the hourglass says which: ``keep_centre``)."""
+        centre_only = self.hourglass is not None and self.hourglass.keep_centre
+        return self.pipeline == "seq2seq" and not centre_only
+
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, J, C_in) -> (B, T, 17, 3) for seq2seq, (B, 1, 17, 3) for seq2frame / TPC."""
         out = self.forward_all(x)
-        centre_only = self.hourglass is not None and self.hourglass.keep_centre  # TPC forms predict the centre
-        if self.pipeline == "seq2seq" and not centre_only and out.pose.shape[1] == self.frames:
+        if self.predicts_all_frames and out.pose.shape[1] == self.frames:
             return out.pose
         return select_frame(out.pose, out.index, self.centre)
 

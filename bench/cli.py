@@ -13,10 +13,13 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bench.config import ConfigError, M, ModelConfig, validate
 from bench.errors import UserError, one_line
+
+if TYPE_CHECKING:
+    from bench.grid.runner import Plan
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
@@ -200,7 +203,7 @@ def cmd_speed(a: argparse.Namespace) -> int:
     cfg = model_config_from_args(a)
     sc = speed_config_from_args(a)
     check_device(sc)
-    r = measure_speed(cfg, **sc.model_dump(), flip=a.flip).to_dict()
+    r = measure_speed(cfg, sc, flip=a.flip).to_dict()
 
     def text(d: dict[str, Any]) -> str:
         return (
@@ -255,7 +258,7 @@ def _eval_options(a: argparse.Namespace):  # -> TrainConfig (its evaluation fiel
 
 
 def _run_folder(a: argparse.Namespace, cfg: ModelConfig) -> Path:
-    out = Path(a.out) if a.out else RESULTS_RUNS / f"{cfg.cell_id()}-{a.mode}-s{a.seed}"
+    out = Path(a.out) if a.out else RESULTS_RUNS / f"{cfg.model_id()}-{a.mode}-s{a.seed}"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is an existing file; a run folder is needed")
     return out
@@ -277,7 +280,7 @@ def _train_text(d: dict[str, Any]) -> str:
 def cmd_train(a: argparse.Namespace) -> int:
     """Every option is checked (type, range, contradictions) before any data is loaded or file written."""
     from bench.config import TrainConfig
-    from bench.training.loop import load_data, train
+    from bench.training.loop import load_data, start_problem, train
 
     cfg = model_config_from_args(a)
     data_cfg = _data_config(a)
@@ -287,10 +290,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     tc = config_from_flags(TrainConfig, values | {"eval_stride": a.eval_stride}, TRAIN_FLAGS)
     if tc.mode == "none" and (tc.steps or tc.minutes):
         raise UserError("--mode none is training-free: drop --steps/--minutes, or train with --mode finetune")
-    if tc.mode != "none" and not tc.steps and not tc.minutes:
-        raise UserError("give a training budget: --steps N or --minutes M")
-    if tc.mode in ("finetune", "none") and a.init is None:
-        raise UserError(f"--mode {tc.mode} needs --init CKPT (a trained baseline checkpoint)")
+    why = start_problem(tc, a.init is not None)
+    if why is not None:
+        raise UserError(why)
     if tc.mode == "scratch" and a.init is not None:
         raise UserError("--init loads a baseline for --mode finetune or none; --mode scratch starts from random")
     if a.init is not None and not Path(a.init).is_file():
@@ -327,7 +329,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     model = load_weights(cfg.build(), cfg, a.checkpoint)
     data = load_data(data_cfg)
     res = evaluate(
-        model, data, output_mode(cfg), flip=opts.test_flip, stride=opts.eval_stride, precision=a.precision
+        model, data, output_mode(model), flip=opts.test_flip, stride=opts.eval_stride, precision=a.precision
     ).to_dict()
     d = {
         **res,
@@ -412,7 +414,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     _print_skipped(plan.skipped)
     if df.empty:
         return 0
-    return _report(out, ("hot", "ablation", "hypervolume"), ("md", "latex", "csv"), {c["cell_id"] for c in plan.cells})
+    return _report(out, ("hot", "ablation", "hypervolume"), ("md", "latex", "csv"), {c.id for c in plan.cells})
 
 
 def _report(results: Path, tables: Sequence[str], formats: Sequence[str], cells: set[str] | None = None) -> int:
@@ -461,16 +463,18 @@ def _print_skipped(skipped: list[tuple[str, str]]) -> None:
             print(f"  {label:<48} {reason}")
 
 
-def _dry_run(plan: Any, measures: list[str], out: Path, limit: int | None) -> int:
+def _dry_run(plan: Plan, measures: list[str], out: Path, limit: int | None) -> int:
+    import dataclasses
+
     from bench.grid.estimate import estimate, format_estimate
 
     cells = plan.cells[:limit] if limit is not None else plan.cells
     print(f"grid '{plan.grid.name}' (dry run: nothing runs): {len(cells)} cells, measures {', '.join(measures)}")
     print(f"results would go to {out}")
     for c in cells:
-        print(f"  {c['cell_id']}  {ModelConfig.from_dict(c['model']).label():<56} seed {c['seed']}")
+        print(f"  {c.id}  {c.model.label():<56} seed {c.seed}")
     _print_skipped(plan.skipped)
-    sub = type(plan)(plan.grid, cells, plan.skipped, plan.tokens_fraction)
+    sub = dataclasses.replace(plan, cells=cells)
     print(format_estimate(estimate(sub, measures)))
     g = plan.grid
     if g.data.source == "h36m" and "accuracy" in measures and not g.data.data_root:
@@ -500,16 +504,7 @@ def cmd_speedup(a: argparse.Namespace) -> int:
     sc = speed_config_from_args(a)
     names = _backbones_arg(a)
     check_device(sc)
-    rows = run_speedup(
-        names,
-        preset=a.preset,
-        warmup=sc.warmup,
-        iters=sc.iters,
-        threads=sc.threads,
-        batch=sc.batch,
-        device=sc.device,
-        precision=sc.precision,
-    )
+    rows = run_speedup(names, preset=a.preset, speed=sc)
     _print(rows, a.format, format_rows)
     return 1 if any(r.get("error") for r in rows) else 0
 
@@ -525,15 +520,14 @@ def cmd_precision(a: argparse.Namespace) -> int:
         raise UserError("--precision fp32 is the reference every row is timed against; give bf16 (CPU, CUDA) or fp16")
     names = _backbones_arg(a)
     check_device(sc)
-    protocol = {"warmup": sc.warmup, "iters": sc.iters, "threads": sc.threads, "batch": sc.batch, "device": sc.device}
     if a.results is not None:
         if a.preset is not None:
             raise UserError("--preset names untrained models; with --results each baseline keeps its own preset")
         if not Path(a.results).is_dir():
             raise UserError(f"--results {a.results}: no such folder (a grid's results folder, e.g. results/quick)")
-        rows = run_trained_precision(a.results, names, precision=sc.precision, **protocol)
+        rows = run_trained_precision(a.results, names, speed=sc)
     else:
-        rows = run_precision(names, preset=a.preset or "paper", precision=sc.precision, **protocol)
+        rows = run_precision(names, preset=a.preset or "paper", speed=sc)
     _print(rows, a.format, format_rows)
     return 1 if any(r.get("error") for r in rows) else 0
 

@@ -174,10 +174,9 @@ class ModelConfig(_Config):
         return validate(ModelConfig, {**dict(self), **changes}, "model")
 
     def baseline(self) -> ModelConfig:
-        """The same backbone and preset with no hourglass."""
-        return self.replace(
-            pruner="none", recoverer=None, tokens=(), depths=(), pruner_options=(), recoverer_options=()
-        )
+        """The same backbone and preset with no hourglass (valid by construction: nothing to check again)."""
+        plain = {"pruner": "none", "recoverer": None, "tokens": (), "depths": (), "pruner_options": ()}
+        return self.model_copy(update={**plain, "recoverer_options": ()})
 
     @property
     def pruned(self) -> bool:
@@ -192,9 +191,9 @@ class ModelConfig(_Config):
         """The recoverer actually used: HoT's defaults when none was named."""
         if self.recoverer is not None:
             return self.recoverer
-        if not self.pruned or self.pipeline == "seq2frame":
-            return "none"
-        return "attention"
+        from strategies import default_recoverer
+
+        return default_recoverer(self.pipeline, self.pruned)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -213,8 +212,8 @@ class ModelConfig(_Config):
             },
         }
 
-    def cell_id(self) -> str:
-        """Stable short hash of the configuration (:func:`stable_id`)."""
+    def model_id(self) -> str:
+        """Stable short hash of the model configuration (:func:`stable_id`; a grid cell's id hashes more)."""
         return stable_id(self.to_dict())
 
     def label(self) -> str:

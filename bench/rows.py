@@ -7,8 +7,16 @@ notebooks. A leaf: imports nothing of the suite.
 
 from __future__ import annotations
 
+from typing import Any
+
+#: one stored record: a cell's identity columns plus one measure's fields (plain data: the store's unit)
+Row = dict[str, Any]
+
 #: the columns every record of a cell carries, and on which a cell's measures merge into one row
 IDENTITY = ("cell_id", "backbone", "preset", "pruner", "recoverer", "tokens", "depths", "seed", "label")
+#: columns of a stored record that say how it was made (its resume key, its measure, the torch version) and that
+#: the merged one-row-per-cell view leaves out
+RECORD_ONLY = ("key", "measure", "torch")
 #: columns holding lists (JSON lists in a CSV)
 LIST_COLUMNS = ("tokens", "depths", "tokens_per_block")
 #: columns that stay text when a table is read back (everything else that parses as a number is one)
@@ -26,5 +34,36 @@ TEXT_COLUMNS = (
     "data",
     "finished",
 )
+#: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedups. ``latency_ms`` and
+#: ``speedup`` are per call at ``speed_batch`` (1); ``fps`` is the throughput, output frames per second at
+#: ``throughput_batch``, with ``throughput_speedup`` from the same rounds (``latency_fps``: the rate at batch 1)
+SPEED_FIELDS = {
+    "latency_ms_median": "latency_ms",
+    "latency_ms_iqr": "latency_iqr_ms",
+    "fps": "latency_fps",
+    "throughput_fps": "fps",
+    "throughput_batch": "throughput_batch",
+    "throughput_ms_median": "throughput_ms",
+    "throughput_ms_iqr": "throughput_iqr_ms",
+    "throughput_speedup": "throughput_speedup",
+    "throughput_speedup_q25": "throughput_speedup_q25",
+    "throughput_speedup_q75": "throughput_speedup_q75",
+    "throughput_speedup_iqr": "throughput_speedup_iqr",
+    "throughput_speedup_rounds": "throughput_speedup_rounds",
+    "batch": "speed_batch",
+    "threads": "threads",
+    "device": "device",
+    "device_name": "device_name",
+    "precision": "precision",
+    "driver": "driver",
+    "cuda": "cuda",
+    "speedup": "speedup",
+    "speedup_q25": "speedup_q25",
+    "speedup_q75": "speedup_q75",
+    "speedup_iqr": "speedup_iqr",
+    "speedup_of_medians": "speedup_of_medians",
+    "speedup_rounds": "speedup_rounds",
+    "iqr_over_median": "latency_iqr_over_median",
+}
 
-__all__ = ["IDENTITY", "LIST_COLUMNS", "TEXT_COLUMNS"]
+__all__ = ["IDENTITY", "LIST_COLUMNS", "RECORD_ONLY", "SPEED_FIELDS", "TEXT_COLUMNS", "Row"]

@@ -37,6 +37,7 @@ ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "configs").is_d
 sys.path.insert(0, str(ROOT))  # import the bench package of this checkout
 
 from bench.report import ablation_tables, hot_table, hypervolume_table, pareto_mask, render  # noqa: E402
+from bench.report.frame import select_rows  # noqa: E402
 from bench.report.plots import figures  # noqa: E402
 from bench.report.tables import render_many  # noqa: E402
 from bench.results import has_results, load  # noqa: E402
@@ -60,13 +61,13 @@ def show(fig):
 # %%
 if not has_results(RESULTS):
     print(f"No results in {RESULTS} yet (run `python run_bench.py` to make them).")
-    from bench.grid import grid_source, load_grid, run_grid
+    from bench.grid import grid_source, load_grid, plan_grid, run_grid
 
     small = ["backbones=[mixste,strided]", "pruners=[none,cluster,uniform]", "tokens=[27,81]", "depths=[1,2]"]
     grid = load_grid(grid_source("paper_flops"), small)
     RESULTS = Path(tempfile.mkdtemp()) / grid.name
     print(f"Running a small FLOPs-only grid into {RESULTS} ...")
-    run_grid(grid, RESULTS)
+    run_grid(plan_grid(grid), RESULTS)
 
 df = load(RESULTS)
 print(f"{len(df)} cells from {RESULTS}; {int((df['error'] != '').sum())} recorded an error")
@@ -142,13 +143,7 @@ BACKBONE = None  # e.g. "mixste"
 STRATEGY = None  # e.g. "cluster+attention"
 MODE = None  # e.g. "finetune" (only where the grid varies the training mode)
 
-view = df.copy()
-if BACKBONE is not None:
-    view = view[view["backbone"] == BACKBONE]
-if STRATEGY is not None:
-    view = view[(view["pruner"] + "+" + view["recoverer"] == STRATEGY) | (view["pruner"] == "none")]
-if MODE is not None and "train_mode" in view:
-    view = view[view["train_mode"] == MODE]
+view = select_rows(df, backbone=BACKBONE, strategy=STRATEGY, train_mode=MODE)
 print(f"{len(view)} of {len(df)} cells; backbones: {sorted(view['backbone'].unique())}")
 print("strategies:", sorted((view["pruner"] + "+" + view["recoverer"]).unique()))
 

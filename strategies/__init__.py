@@ -28,7 +28,14 @@ from strategies._registry import (
     register_recoverer,
 )
 from strategies.base import PruneContext, Pruner, Recoverer, check_selection, force_required, topk_keep
-from strategies.hourglass import Hourglass, HourglassError, apply_hourglass, block_tokens, remove_hourglass
+from strategies.hourglass import (
+    Hourglass,
+    HourglassError,
+    apply_hourglass,
+    block_tokens,
+    default_recoverer,
+    remove_hourglass,
+)
 from strategies.schedule import Schedule, ScheduleError, parse_axis, parse_schedule, tokens_per_block
 
 __all__ = [
@@ -45,6 +52,7 @@ __all__ = [
     "check_selection",
     "create_pruner",
     "create_recoverer",
+    "default_recoverer",
     "force_required",
     "get_pruner_class",
     "get_recoverer_class",

@@ -223,6 +223,12 @@ def remove_hourglass(model: PoseBackbone) -> PoseBackbone:
     return model
 
 
+def default_recoverer(pipeline: str, pruned: bool) -> str:
+    """HoT's recoverer when none is named: TRA (``attention``) for a pruned seq2seq model, else ``none``
+    (seq2frame keeps the centre frame; nothing to recover without pruning). The one owner of this rule."""
+    return "attention" if pruned and pipeline == "seq2seq" else "none"
+
+
 def _resolve(
     model: PoseBackbone,
     pruner: str | Pruner,
@@ -232,7 +238,7 @@ def _resolve(
 ) -> tuple[Pruner, Recoverer]:
     p = pruner if isinstance(pruner, Pruner) else create_pruner(pruner, **kw)
     if recoverer is None:
-        recoverer = "none" if p.name == "none" or model.pipeline == "seq2frame" else "attention"
+        recoverer = default_recoverer(model.pipeline, p.name != "none")
     r = (
         recoverer
         if isinstance(recoverer, Recoverer)

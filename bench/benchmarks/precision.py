@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
-from bench.config import DataConfig, ModelConfig, SpeedConfig, TrainConfig, validate
-from bench.grid.expand import EVAL_ONLY
+from bench.config import ConfigError, DataConfig, ModelConfig, SpeedConfig, TrainConfig, validate
+from bench.grid.cell import EVAL_ONLY
 from bench.report.frame import MEAN_POSE_LIMIT, mean_pose_note
 
 
@@ -58,17 +58,10 @@ def output_change(
     return float(diff.norm() / ref.norm()), float(diff.abs().max() / ref.abs().max())
 
 
-def speed_protocol(
-    precision: str, warmup: int | None, iters: int | None, threads: int | None, batch: int, device: str
-) -> SpeedConfig:
-    """The speed protocol of a precision run (``None`` warm-up / iterations: :class:`SpeedConfig`'s defaults);
-    an impossible request (fp16 on the CPU, a CUDA device this machine lacks) is one :class:`ConfigError` line."""
-    from bench.measure.speed import check_device, protocol_defaults
-
-    warmup, iters = protocol_defaults(warmup, iters)
-    values = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads, "device": device}
-    speed = validate(SpeedConfig, {**values, "precision": precision}, "speed")
-    check_device(speed)
+def _low_precision(speed: SpeedConfig) -> SpeedConfig:
+    """``speed`` when it names a reduced precision (fp32 is the reference every row is timed against)."""
+    if speed.precision == "fp32":
+        raise ConfigError("speed.precision: fp32 is the reference; give bf16 (CPU, CUDA) or fp16 (CUDA)")
     return speed
 
 
@@ -103,29 +96,20 @@ def precision_row(cfg: ModelConfig, speed: SpeedConfig, weights: str | Path | No
 
 
 def run_precision(
-    backbones: Sequence[str] | None = None,
-    *,
-    preset: str = "paper",
-    precision: str = "bf16",
-    warmup: int | None = None,
-    iters: int | None = None,
-    threads: int | None = None,
-    batch: int = 1,
-    device: str = "cpu",
+    backbones: Sequence[str] | None = None, *, preset: str = "paper", speed: SpeedConfig
 ) -> list[dict[str, Any]]:
     """One row per backbone (seeded weights): fp32 and ``precision`` latency from the same rounds, ratio,
     output change.
 
-    ``warmup`` / ``iters`` left ``None`` take the one speed protocol's defaults (:class:`SpeedConfig`).
-    An impossible request is a one-line :class:`~bench.config.ConfigError` before any model is built."""
+    ``speed.precision`` is the reduced precision; fp32 is refused (one :class:`ConfigError` line)."""
     from backbones import list_backbones
 
-    speed = speed_protocol(precision, warmup, iters, threads, batch, device)
+    speed = _low_precision(speed)
     names = backbones if backbones is not None else list_backbones()
     return [precision_row(ModelConfig.create(name, preset), speed) for name in names]
 
 
-#: the train options that say how a grid scored its rows (:data:`bench.grid.expand.EVAL_ONLY` but the precision)
+#: the train options that say how a grid scored its rows (:data:`bench.grid.cell.EVAL_ONLY` but the precision)
 EVAL_KEYS = tuple(k for k in EVAL_ONLY if k != "eval_precision")
 DESC_FILE = "baseline_desc.json"  # written beside each shared baseline by bench.grid.baselines.BaselineCache
 
@@ -183,9 +167,9 @@ def _grid_scoring(root: Path) -> dict[str, dict[str, Any]]:
         return {}
     out: dict[str, dict[str, Any]] = {}
     for cell in expand(load_grid(root / "grid.yaml")):
-        key = (cell.get("baseline") or {}).get("key")
-        if key and (key not in out or cell["model"].get("pruner") in (None, "none")):
-            out[key] = {k: v for k, v in (cell.get("train") or {}).items() if k in EVAL_KEYS}
+        key = cell.baseline_key
+        if key and (key not in out or not cell.model.pruned):
+            out[key] = {k: getattr(cell.train, k) for k in EVAL_KEYS}
     return out
 
 
@@ -201,7 +185,7 @@ def accuracy_change(baseline: TrainedBaseline, precision: str) -> dict[str, Any]
     seqs = data.test[:: opts.eval_every]
 
     def score(p: str) -> float:
-        mode, flip, stride = output_mode(cfg), opts.test_flip, opts.eval_stride
+        mode, flip, stride = output_mode(model), opts.test_flip, opts.eval_stride
         return evaluate(
             model, data, mode, flip=flip, batch_size=opts.eval_batch, stride=stride, sequences=seqs, precision=p
         ).mpjpe_mm
@@ -222,21 +206,14 @@ def accuracy_change(baseline: TrainedBaseline, precision: str) -> dict[str, Any]
 
 
 def run_trained_precision(
-    results: str | Path,
-    backbones: Sequence[str] | None = None,
-    *,
-    precision: str = "bf16",
-    warmup: int | None = None,
-    iters: int | None = None,
-    threads: int | None = None,
-    batch: int = 1,
-    device: str = "cpu",
+    results: str | Path, backbones: Sequence[str] | None = None, *, speed: SpeedConfig
 ) -> list[dict[str, Any]]:
     """One row per trained baseline of a grid's results folder: the latency ratio (as :func:`run_precision`)
     and its fp32 and ``precision`` MPJPE and their change in mm, evaluated on the CPU on the grid's data."""
     from bench.measure.precision import check_precision
 
-    speed = speed_protocol(precision, warmup, iters, threads, batch, device)
+    speed = _low_precision(speed)
+    precision = speed.precision
     check_precision(precision, "cpu", "precision (evaluation runs on the CPU)")
     rows = []
     for b in trained_baselines(results, backbones):

@@ -22,7 +22,7 @@ from typing import Any
 from tabulate import tabulate
 
 from backbones import HourglassVariant
-from bench.config import ModelConfig
+from bench.config import ModelConfig, SpeedConfig
 
 
 def base_preset(backbone: str, preset: str) -> str:
@@ -60,25 +60,16 @@ def _single(v: int | tuple[int, ...]) -> int:
 
 
 def run_speedup(
-    backbones: Sequence[str] | None = None,
-    *,
-    preset: str = "paper",
-    warmup: int | None = None,
-    iters: int | None = None,
-    threads: int | None = None,
-    batch: int = 1,
-    device: str = "cpu",
-    precision: str = "fp32",
+    backbones: Sequence[str] | None = None, *, preset: str = "paper", speed: SpeedConfig | None = None
 ) -> list[dict[str, Any]]:
-    """One row per (backbone, variant): measured speedup, FLOPs ratios and their quotients."""
+    """One row per (backbone, variant): measured speedup (the paired per-round median, as everywhere in the
+    suite), FLOPs ratios and their quotients, under ``speed`` (default: :class:`SpeedConfig`'s protocol)."""
     from backbones import list_backbones
-    from bench.config import SpeedConfig, validate
     from bench.measure.flops.core import count_canonical
-    from bench.measure.speed import check_device, compare_speed, paired_speedup, protocol_defaults
+    from bench.measure.speed import check_device, compare_speed, paired_speedup
 
-    warmup, iters = protocol_defaults(warmup, iters)  # the one speed protocol: SpeedConfig's defaults
-    speed = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads, "device": device}
-    check_device(validate(SpeedConfig, {**speed, "precision": precision}, "speed"))  # a user mistake stops here
+    speed = speed or SpeedConfig()
+    check_device(speed)  # a user mistake stops here
     names = list(backbones) if backbones else list_backbones()
     rows: list[dict[str, Any]] = []
     for backbone in names:
@@ -86,9 +77,7 @@ def run_speedup(
             base, variants = configs_for(backbone, preset)
             cfgs = [base] + [c for _, c in variants]
             flops = [count_canonical(c) for c in cfgs]
-            results = compare_speed(
-                cfgs, batch=batch, warmup=warmup, iters=iters, threads=threads, device=device, precision=precision
-            )
+            results = compare_speed(cfgs, speed)
         except Exception as exc:  # one family failing does not stop the others
             rows.append({"backbone": backbone, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
             continue
@@ -105,8 +94,8 @@ def run_speedup(
                 "variant_latency_ms": v_res.latency_ms,
                 "base_iqr_over_median": b_res.iqr_over_median,
                 "variant_iqr_over_median": v_res.iqr_over_median,
-                "speedup_median": b_res.latency_ms_median / v_res.latency_ms_median,
-                "speedup_min": b_res.latency_ms_min / v_res.latency_ms_min,
+                "speedup_of_medians": b_res.latency_ms_median / v_res.latency_ms_median,
+                "speedup_of_minima": b_res.latency_ms_min / v_res.latency_ms_min,
                 "base_gflops_paper": b_fl[1],
                 "variant_gflops_paper": v_fl[1],
                 "base_gflops": b_fl[0],
@@ -115,8 +104,8 @@ def run_speedup(
                 "flops_ratio_all_matmul": b_fl[0] / v_fl[0],
                 "threads": v_res.threads,
                 "batch": v_res.batch,
-                "warmup": warmup,
-                "iters": iters,
+                "warmup": speed.warmup,
+                "iters": speed.iters,
                 "device": v_res.device,
                 "precision": v_res.precision,
                 "env": v_res.env,
@@ -124,10 +113,10 @@ def run_speedup(
             }
             # per-round ratio: both calls of a round ran back to back, so load drift cancels
             paired = paired_speedup(b_res.latency_ms, v_res.latency_ms)
-            row["speedup_paired"] = paired["speedup"]
-            row["speedup_paired_iqr"] = paired["speedup_iqr"]
-            row["speedup_over_flops_paper"] = row["speedup_median"] / row["flops_ratio_paper"]
-            row["speedup_over_flops_all_matmul"] = row["speedup_median"] / row["flops_ratio_all_matmul"]
+            row["speedup"] = paired["speedup"]
+            row["speedup_iqr"] = paired["speedup_iqr"]
+            row["speedup_over_flops_paper"] = row["speedup"] / row["flops_ratio_paper"]
+            row["speedup_over_flops_all_matmul"] = row["speedup"] / row["flops_ratio_all_matmul"]
             rows.append(row)
     return rows
 
@@ -136,7 +125,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     """The speedup table as text, with the protocol and environment underneath."""
     table = []
     for r in rows:
-        if "speedup_median" not in r:
+        if "speedup" not in r:
             table.append([r["backbone"], "-", "", "", "", "", "", "", "", r.get("error", "")])
             continue
         table.append(
@@ -145,7 +134,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                 r["variant"],
                 f"{r['base_ms']:.1f}",
                 f"{r['variant_ms']:.1f}",
-                f"{r['speedup_median']:.2f}x / {r['speedup_min']:.2f}x / {r['speedup_paired']:.2f}x",
+                f"{r['speedup']:.2f}x / {r['speedup_of_medians']:.2f}x / {r['speedup_of_minima']:.2f}x",
                 f"{r['flops_ratio_paper']:.3f} / {r['flops_ratio_all_matmul']:.3f}",
                 f"{r['speedup_over_flops_paper']:.2f} / {r['speedup_over_flops_all_matmul']:.2f}",
                 f"{100 * r['base_iqr_over_median']:.1f}% / {100 * r['variant_iqr_over_median']:.1f}%",
@@ -160,7 +149,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             "variant (n,k)",
             "base ms",
             "variant ms",
-            "speedup med / min / paired",
+            "speedup paired / of medians / of minima",
             "FLOPs ratio paper / all",
             "speedup / FLOPs ratio",
             "IQR/median",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from bench.config import ModelConfig
+from bench.config import ModelConfig, SpeedConfig
 from bench.measure.speed import compare_speed
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -41,7 +41,8 @@ def frames_per_second(cfg: ModelConfig, batches: Sequence[int], threads: int, it
     """Output frames/s of ``cfg`` at each batch (median of ``iters`` calls)."""
     out: dict[int, float] = {}
     for b in batches:  # one compare_speed per batch: the batch is a protocol option, not a config field
-        res = compare_speed([cfg], batch=b, warmup=2, iters=iters, threads=threads, throughput_batch=b)[0]
+        speed = SpeedConfig(batch=b, warmup=2, iters=iters, threads=threads, throughput_batch=b)
+        res = compare_speed([cfg], speed)[0]
         out[b] = res.fps
     return out
 

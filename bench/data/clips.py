@@ -201,6 +201,14 @@ def flip_pose(x: ArrayT, joints_left: SequenceABC[int], joints_right: SequenceAB
     return out
 
 
+def flip_where(
+    x: torch.Tensor, mask: torch.Tensor, joints_left: SequenceABC[int], joints_right: SequenceABC[int]
+) -> torch.Tensor:
+    """``x`` (B, ..., J, C) with the batch entries where ``mask`` (B,) holds flipped by :func:`flip_pose`
+    (the training augmentation of a random half of a batch)."""
+    return torch.where(mask.view(-1, *([1] * (x.dim() - 1))), flip_pose(x, joints_left, joints_right), x)
+
+
 def clips_per_batch(output_frames: int, frames_out_per_clip: int) -> int:
     """Convert a VideoPose3D-style batch size (in **output frames**) into clips per batch.
 

@@ -1,25 +1,41 @@
 """The baselines a grid's cells share: trained once, cached under ``results/<grid>/baselines/<key>/``.
 
-``key`` is :func:`~bench.config.stable_id` of the baseline's description (backbone, preset, data,
-seed, budget), so a rerun, a resumed grid or a second grid with the same baseline reuses it.
+``key`` (:attr:`~bench.grid.cell.Baseline.key`) hashes the baseline's description (backbone, preset,
+data, seed, budget), so a rerun, a resumed grid or a second grid with the same baseline reuses it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from bench.grid.cell import Baseline, Task
 from bench.training.baselines import train_baseline
 from bench.training.loop import MODEL_FILE, STATE_FILE
 
 MapFn = Callable[..., Iterable[Any]]
+
+
+class BaselineStore(Protocol):
+    """Where trained baselines are kept: :class:`BaselineCache` on disk (a test may keep them in memory)."""
+
+    def path(self, key: str) -> Path: ...
+
+    def checkpoint(self, key: str) -> Path: ...
+
+    def has(self, key: str) -> bool: ...
+
+    def load(self, key: str) -> dict[str, Tensor] | None: ...
+
+    def save(self, key: str, state_dict: Mapping[str, Tensor], desc: Mapping[str, Any] | None = None) -> Any: ...
 
 
 class BaselineCache:
@@ -57,46 +73,59 @@ class BaselineCache:
         return target
 
 
-def baselines_of(cells: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The distinct baseline descriptions the cells depend on, by key, in first-seen order."""
-    out: dict[str, dict[str, Any]] = {}
-    for c in cells:
-        b = c.get("baseline")
-        if b:
-            out.setdefault(b["key"], {k: v for k, v in b.items() if k != "checkpoint"})
+def train_shared(baseline: Baseline, work_dir: str | os.PathLike[str] | None = None) -> dict[str, Tensor]:
+    """Train one shared baseline and return its weights (what a pool worker or a Ray task runs)."""
+    return train_baseline(baseline.model, baseline.train, baseline.data, work_dir, key=baseline.key)
+
+
+def baselines_of(tasks: Iterable[Task]) -> dict[str, Baseline]:
+    """The distinct baselines the accuracy tasks depend on, by key, in first-seen order."""
+    out: dict[str, Baseline] = {}
+    for t in tasks:
+        if t.needs_baseline and t.cell.baseline is not None:
+            out.setdefault(t.cell.baseline.key, t.cell.baseline)
     return out
 
 
 def ensure_baselines(
-    cells: Iterable[Mapping[str, Any]],
-    cache: BaselineCache,
-    map_fn: MapFn = map,
-    note: Callable[[str], None] | None = None,
+    tasks: Iterable[Task], cache: BaselineStore, map_fn: MapFn = map, note: Callable[[str], None] | None = None
 ) -> None:
-    """Train every baseline the cells need that the cache lacks, once each, before any cell runs.
+    """Train every baseline the tasks need that the cache lacks, once each, before any task runs.
 
-    ``note`` hears one line per baseline as it starts and ends (the CLI prints them)."""
-    todo = [(k, d) for k, d in baselines_of(cells).items() if not cache.has(k)]
+    ``map_fn`` is the executor's (a process pool trains them ``workers`` at a time), else the built-in
+    ``map``; ``note`` hears one line per baseline as it starts and ends (the CLI prints them)."""
+    todo = [(k, b) for k, b in baselines_of(tasks).items() if not cache.has(k)]
     if not todo:
         return
-    descs = [d for _, d in todo]
     say = note or (lambda _: None)
-    for key, desc in todo:
-        steps = (desc.get("train") or {}).get("steps")
-        model = f"{desc['model']['backbone']}/{desc['model']['preset']}"
-        say(f"baseline {key}: {model}, {steps} steps (shared, trained once)")
+    for key, b in todo:
+        say(f"baseline {key}: {b.model.backbone}/{b.model.preset}, {b.train.steps} steps (shared, trained once)")
     t0 = time.perf_counter()
-    states = map_fn(train_baseline, descs, [cache.path(k) for k, _ in todo])
-    for (key, desc), sd in zip(todo, states, strict=True):
-        cache.save(key, sd, desc)
+    states = map_fn(train_shared, [b for _, b in todo], [cache.path(k) for k, _ in todo])
+    for (key, b), sd in zip(todo, states, strict=True):
+        cache.save(key, sd, {"key": key, **b.describe()})
         say(f"baseline {key}: saved ({time.perf_counter() - t0:.0f} s since the first started)")
 
 
-def attach_checkpoints(cells: Iterable[dict[str, Any]], cache: BaselineCache) -> None:
-    """Point each dependent cell at its baseline's checkpoint (``cell["baseline"]["checkpoint"]``)."""
-    for c in cells:
-        if c.get("baseline"):
-            c["baseline"]["checkpoint"] = str(cache.checkpoint(c["baseline"]["key"]))
+def prepare_baselines(
+    tasks: Sequence[Task], cache: BaselineStore, map_fn: MapFn = map, note: Callable[[str], None] | None = None
+) -> list[Task]:
+    """The tasks with their baselines trained (:func:`ensure_baselines`) and each dependent task pointed at
+    its baseline's checkpoint (``task.checkpoint``)."""
+    if not any(t.needs_baseline for t in tasks):
+        return list(tasks)
+    ensure_baselines(tasks, cache, map_fn=map_fn, note=note)
+    return [
+        dataclasses.replace(t, checkpoint=str(cache.checkpoint(t.cell.baseline_key))) if t.needs_baseline else t
+        for t in tasks
+    ]
 
 
-__all__ = ["BaselineCache", "attach_checkpoints", "baselines_of", "ensure_baselines"]
+__all__ = [
+    "BaselineCache",
+    "BaselineStore",
+    "baselines_of",
+    "ensure_baselines",
+    "prepare_baselines",
+    "train_shared",
+]

@@ -1,4 +1,10 @@
-"""One grid cell: a pure function from the cell dict to one flat result row."""
+"""One grid cell, typed: a :class:`Cell` (built once, at expansion), a :class:`Task` (a cell and one
+measure) and :func:`run_cell`, a pure function from a task to one flat result row.
+
+Nothing after expansion parses a cell again: the planner, the runner, the executors (in this process,
+in worker processes, on Ray) and the speed groups read these objects' fields. They become plain data
+only for the store (:meth:`Cell.describe` is what a cell's id hashes) and for a worker's pickle.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,113 @@ import os
 import time
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 from torch import Tensor
 
-from bench.config import ModelConfig
+from bench.config import DataConfig, ModelConfig, SpeedConfig, TrainConfig, stable_id
 from bench.errors import one_line
-from bench.grid.spec import GridError
+from bench.grid.spec import Measure
+from bench.rows import SPEED_FIELDS, Row
+
+#: train options that change how a model is scored, not its weights: not part of a baseline's key
+EVAL_ONLY = ("test_flip", "eval_stride", "eval_batch", "eval_every", "eval_precision")
 
 
-def _flops_fields(cfg: ModelConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Baseline:
+    """The shared baseline of a pruned cell (HoT's protocol): the plain backbone, trained from scratch once
+    per ``key`` (:func:`~bench.config.stable_id` of :meth:`describe`), then fine-tuned from or pruned as is."""
+
+    model: ModelConfig  # no hourglass
+    train: TrainConfig  # mode scratch, a step budget, seed = the cell's seed; evaluation options unused
+    data: DataConfig
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", stable_id(self.describe()))
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    def describe(self) -> dict[str, Any]:
+        """The baseline as plain data: what its key hashes and its cache folder records."""
+        train = self.train.model_dump(exclude={"seed", *EVAL_ONLY})
+        return {"model": self.model.to_dict(), "train": train, "data": self.data.model_dump(), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One configuration of a grid: model, training (its seed is the cell's), data, speed protocol, the
+    measures to take and the shared baseline it depends on. ``id`` hashes everything but the measures and
+    the speed protocol, so a measure can be added to a finished grid and a new protocol re-times its cells."""
+
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+    measures: tuple[Measure, ...] = ("flops",)
+    baseline: Baseline | None = None
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", stable_id(self.describe()))
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    @property
+    def baseline_key(self) -> str:
+        """The key of the shared baseline the cell is scored against (``""`` for a cell without one)."""
+        return self.baseline.key if self.baseline is not None else ""
+
+    def _baseline_record(self) -> dict[str, Any] | None:
+        return None if self.baseline is None else {"key": self.baseline.key, **self.baseline.describe()}
+
+    def describe(self) -> dict[str, Any]:
+        """The cell as plain data, less its measures and speed protocol: what its id hashes."""
+        return {
+            "model": self.model.to_dict(),
+            "seed": self.seed,
+            "train": self.train.model_dump(exclude={"seed"}),
+            "data": self.data.model_dump(),
+            "baseline": self._baseline_record(),
+        }
+
+    def measure_key(self, measure: Measure) -> str:
+        """What a measure depends on: FLOPs on the model; speed also on the protocol; accuracy on training."""
+        parts: dict[str, Any] = {"measure": measure, "model": self.model.to_dict()}
+        if measure == "speed":
+            parts["speed"] = self.speed.model_dump()
+        if measure == "accuracy":
+            d = self.describe()
+            parts.update(seed=d["seed"], train=d["train"], data=d["data"], baseline=d["baseline"])
+        return stable_id(parts)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A cell and one measure; ``checkpoint`` is its baseline's weights file once the runner has them."""
+
+    cell: Cell
+    measure: Measure
+    checkpoint: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.cell.measure_key(self.measure)
+
+    @property
+    def needs_baseline(self) -> bool:
+        """Only accuracy depends on a baseline: a FLOPs or speed task never waits for one to train."""
+        return self.measure == "accuracy" and self.cell.baseline is not None
+
+
+def _flops_fields(cfg: ModelConfig) -> Row:
     from bench.measure.flops import count_flops
 
     r = count_flops(cfg, counters=("fcm",)).to_dict()
@@ -30,41 +132,25 @@ def _flops_fields(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-def _speed_fields(cfg: ModelConfig, opts: Mapping[str, Any]) -> dict[str, Any]:
+def _speed_fields(cfg: ModelConfig, speed: SpeedConfig) -> Row:
     """One cell timed alone (the Ray path; local grids time speed in groups, bench.grid.speed_groups),
     under the cell's whole speed protocol, precision included, with the same columns as a group's rows."""
-    from bench.config import SpeedConfig, validate
-    from bench.grid.speed_groups import SPEED_FIELDS
     from bench.measure.speed import check_device, measure_speed
 
-    speed = validate(SpeedConfig, opts, "speed")
     check_device(speed)
-    r = measure_speed(cfg, **speed.model_dump()).to_dict()
+    r = measure_speed(cfg, speed).to_dict()
     return {ours: r[theirs] for theirs, ours in SPEED_FIELDS.items() if theirs in r}
 
 
-def _accuracy_fields(
-    cfg: ModelConfig, cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | None
-) -> dict[str, Any]:
-    from bench.config import DataConfig, TrainConfig
+def _accuracy_fields(task: Task, baseline_state: Mapping[str, Tensor] | None) -> Row:
     from bench.training.loop import cached_data, train
 
-    t = dict(cell.get("train") or {})
-    known = set(TrainConfig.model_fields) - {"seed"}
-    unknown = sorted(set(t) - known)
-    if unknown:
-        raise GridError(f"unknown train option(s) {', '.join(unknown)}")
-    tc = TrainConfig(seed=int(cell.get("seed", 0)), **t)
-    data = cached_data(DataConfig(**dict(cell.get("data") or {})))
-    base = cell.get("baseline") or {}
-    init: Mapping[str, Tensor] | str | None = None
-    if tc.mode != "scratch":
-        init = baseline_state if baseline_state is not None else base.get("checkpoint")
-        if init is None:
-            raise GridError(f"mode {tc.mode} needs its baseline ({base.get('key')}); run the cell through run_grid")
-    res = train(cfg, tc, data, None, init=init, progress=False, data_name=data.name).to_dict()
+    cell = task.cell
+    data = cached_data(cell.data)
+    init = baseline_state if baseline_state is not None else task.checkpoint
+    res = train(cell.model, cell.train, data, None, init=init, progress=False, data_name=data.name).to_dict()
     return {
-        "baseline_steps": (base.get("train") or {}).get("steps"),
+        "baseline_steps": cell.baseline.train.steps if cell.baseline is not None else None,
         "mpjpe_mm": res["mpjpe_mm"],
         "pmpjpe_mm": res["pmpjpe_mm"],
         "mpjve_mm": res["mpjve_mm"],
@@ -76,55 +162,62 @@ def _accuracy_fields(
     }
 
 
-def baseline_key(cell: Mapping[str, Any]) -> str:
-    """The key of the shared baseline ``cell`` is scored against (``""`` for a cell without one)."""
-    return str(cell.get("baseline_key") or (cell.get("baseline") or {}).get("key", ""))
-
-
-def identity_row(cell: Mapping[str, Any], cfg: ModelConfig | None = None) -> dict[str, Any]:
-    """The columns that say which cell a row belongs to (every measure's row starts with them)."""
+def identity_row(task: Task) -> Row:
+    """The columns that say which cell a row belongs to (every result and error row starts with them)."""
     import torch
 
-    cfg = cfg if cfg is not None else ModelConfig.from_dict(cell["model"])
+    cell, cfg = task.cell, task.cell.model
     return {
-        "cell_id": cell["cell_id"],
+        "cell_id": cell.id,
         "backbone": cfg.backbone,
         "preset": cfg.preset,
         "pruner": cfg.pruner,
         "recoverer": cfg.effective_recoverer,
         "tokens": json.dumps(list(cfg.tokens)),
         "depths": json.dumps(list(cfg.depths)),
-        "seed": cell.get("seed", 0),
-        "train_mode": (cell.get("train") or {}).get("mode", "scratch"),
+        "seed": cell.seed,
+        "train_mode": cell.train.mode,
         # every measure's row names the cell's baseline (a FLOPs or speed task carries no baseline to wait for)
-        "baseline_key": baseline_key(cell),
+        "baseline_key": cell.baseline_key,
         "label": cfg.label(),
         "torch": torch.__version__,
+        "measure": task.measure,
+        "key": task.key,
         "error": "",
     }
 
 
-def run_cell(cell: Mapping[str, Any], baseline_state: Mapping[str, Tensor] | None = None) -> dict[str, Any]:
-    """Measure one cell: a pure function from the cell dict (and its baseline's weights) to one flat row.
+def error_row(task: Task, message: str) -> Row:
+    """The row of a task that could not return one (its worker died): the cell's identity, as every row has."""
+    return {**identity_row(task), "error": message[:500], "cell_seconds": float("nan"), "finished": _now()}
 
-    A cell that depends on a baseline (``cell["baseline"]``) starts from ``baseline_state`` when given,
-    else from the checkpoint the runner put at ``cell["baseline"]["checkpoint"]``."""
-    cfg = ModelConfig.from_dict(cell["model"])
-    row = identity_row(cell, cfg)
+
+def _now() -> str:
+    return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+
+
+def run_cell(task: Task, baseline_state: Mapping[str, Tensor] | None = None) -> Row:
+    """Take one measure of one cell: a pure function from the task (and its baseline's weights) to one row.
+
+    An accuracy task of a cell with a baseline starts from ``baseline_state`` when given, else from the
+    checkpoint the runner attached (``task.checkpoint``)."""
+    row = identity_row(task)
     t0 = time.perf_counter()
     try:
         # the grid was validated whole before its first cell; each measure builds its model once
-        if "flops" in cell["measure"]:
-            row.update(_flops_fields(cfg))
-        if "speed" in cell["measure"]:
-            row.update(_speed_fields(cfg, cell.get("speed") or {}))
-        if "accuracy" in cell["measure"]:
-            row.update(_accuracy_fields(cfg, cell, baseline_state))
+        if task.measure == "flops":
+            row.update(_flops_fields(task.cell.model))
+        elif task.measure == "speed":
+            row.update(_speed_fields(task.cell.model, task.cell.speed))
+        else:
+            row.update(_accuracy_fields(task, baseline_state))
     except Exception as e:  # failure as data: the row records it, the grid goes on
-        msg = one_line(e)
-        row["error"] = f"{type(e).__name__}: {msg}"[:500]
+        row["error"] = f"{type(e).__name__}: {one_line(e)}"[:500]
         if os.environ.get("HOURGLASS_DEBUG"):
             traceback.print_exc()
     row["cell_seconds"] = round(time.perf_counter() - t0, 2)
-    row["finished"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+    row["finished"] = _now()
     return row
+
+
+__all__ = ["EVAL_ONLY", "Baseline", "Cell", "Task", "error_row", "identity_row", "run_cell"]

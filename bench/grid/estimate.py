@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.config import ModelConfig, TrainConfig, stable_id
-from bench.grid.runner import Plan, measure_key
+from bench.config import ModelConfig
+from bench.grid.runner import Plan
 
 GPU_GFLOPS = 20_000.0
 GPU_CALL_MS = 2.0
@@ -102,27 +102,24 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
     base: dict[str, tuple[float, float, int, int]] = {}  # backbone config -> (gflops, count seconds, T, out frames)
     rates: dict[str, float] = {}  # backbone config -> its own CPU GFLOP/s (small models), else the matmul rate
     gflops: dict[str, float] = {}
+    bkey_of = {c.id: c.model.baseline().model_id() for c in plan.cells}
     for c in plan.cells:
-        m = c["model"]
-        bkey = stable_id({"b": m["backbone"], "p": m["preset"], "o": m["overrides"]})
+        m = c.model
+        bkey = bkey_of[c.id]
         if bkey not in base:
-            cfg = ModelConfig.from_dict(m).baseline()
+            cfg = m.baseline()
             t0 = time.perf_counter()
             gf, _, _ = count_canonical(cfg)
             model = cfg.build("meta")
             out_frames = model.frames if model.pipeline == "seq2seq" else 1
             base[bkey] = (gf, time.perf_counter() - t0, model.frames, out_frames)
-            trains = (c.get("baseline") or {}).get("train") or c["train"]  # most steps are the baseline's
-            batch = trains.get("batch_size") or _recipe_batch(m["backbone"], m["preset"])
+            trains = c.baseline.train if c.baseline is not None else c.train  # most steps are the baseline's
+            batch = trains.batch_size or _recipe_batch(m.backbone, m.preset)
             small = 3 * gf * batch <= STEP_CALIBRATION_GFLOP and "accuracy" in measures
             rates[bkey] = calibrate_step(cfg, batch, g.train.threads) if small else rate
-        gflops[c["cell_id"]] = base[bkey][0] * plan.tokens_fraction.get(c["cell_id"], 1.0)
+        gflops[c.id] = base[bkey][0] * plan.tokens_fraction.get(c.id, 1.0)
     est = Estimate(len(plan.cells), gflops, cpu_gflops_per_s=rate)
     est.count_seconds = {k: v[1] for k, v in base.items()}
-    bkey_of = {
-        c["cell_id"]: stable_id({"b": c["model"]["backbone"], "p": c["model"]["preset"], "o": c["model"]["overrides"]})
-        for c in plan.cells
-    }
     current = {"rate": rate}
 
     def call_s(gf: float, dev: str) -> float:
@@ -132,24 +129,24 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
     baselines: set[str] = set()
     counted: dict[str, set[str]] = {"cpu": set(), "gpu": set()}
     for c in plan.cells:
-        m = c["model"]
-        bkey = bkey_of[c["cell_id"]]
+        m = c.model
+        bkey = bkey_of[c.id]
         current["rate"] = rates[bkey]
-        gf = gflops[c["cell_id"]]
+        gf = gflops[c.id]
         frames, out_frames = base[bkey][2], base[bkey][3]
-        tr = TrainConfig(**c["train"])  # per cell: by_backbone gives each backbone its paper's budget
+        tr = c.train  # per cell: by_backbone gives each backbone its paper's budget
         for dev in ("cpu", "gpu"):
-            if "flops" in hours and (once := measure_key(c, "flops")) not in counted[dev]:
+            if "flops" in hours and (once := c.measure_key("flops")) not in counted[dev]:
                 counted[dev].add(once)  # the seeds of a model share one count (one task per measure key)
                 hours["flops"][dev] += base[bkey][1] / 3600  # a meta count: CPU work either way
-            if "speed" in hours and (once := measure_key(c, "speed")) not in counted[dev]:
+            if "speed" in hours and (once := c.measure_key("speed")) not in counted[dev]:
                 counted[dev].add(once)
                 calls = g.speed.warmup + g.speed.iters
-                tput = g.speed.throughput_batch or _preset(m["backbone"], m["preset"]).throughput_batch
+                tput = g.speed.throughput_batch or _preset(m.backbone, m.preset).throughput_batch
                 batches = g.speed.batch + (tput if tput != g.speed.batch else 0)  # both batches in every round
                 hours["speed"][dev] += calls * call_s(gf * batches, dev) / 3600
             if "accuracy" in hours:
-                batch = tr.batch_size or _recipe_batch(m["backbone"], m["preset"])
+                batch = tr.batch_size or _recipe_batch(m.backbone, m.preset)
                 if tr.steps:
                     train_s = tr.steps * call_s(3 * gf * batch, dev)  # one step: a batch, fwd + bwd
                 elif tr.minutes:
@@ -162,26 +159,26 @@ def estimate(plan: Plan, measures: list[str] | None = None) -> Estimate:
                 else:
                     eval_s = 0.1 * train_s
                 extra = 0.0
-                if c.get("baseline") and (bl := f"baseline {c['baseline']['key']}") not in counted[dev]:
+                if c.baseline is not None and (bl := f"baseline {c.baseline.key}") not in counted[dev]:
                     counted[dev].add(bl)  # each shared baseline once per device, at its own budget (by_backbone)
                     baselines.add(bl)
-                    btr = TrainConfig(**c["baseline"]["train"])
-                    b_batch = btr.batch_size or _recipe_batch(m["backbone"], m["preset"])
+                    btr = c.baseline.train
+                    b_batch = btr.batch_size or _recipe_batch(m.backbone, m.preset)
                     extra = (btr.steps or 0) * call_s(3 * base[bkey][0] * b_batch, dev)
                 hours["accuracy"][dev] += (train_s + eval_s + extra) / 3600
         del frames
     est.hours = hours
     budgets = {
-        f"{c['model']['backbone']} {TrainConfig(**c['train']).budget_text()} x batch "
-        f"{c['train']['batch_size'] or _recipe_batch(c['model']['backbone'], c['model']['preset'])}"
-        + (f" (baseline {c['baseline']['train'].get('steps')} steps)" if c.get("baseline") else "")
+        f"{c.model.backbone} {c.train.budget_text()} x batch "
+        f"{c.train.batch_size or _recipe_batch(c.model.backbone, c.model.preset)}"
+        + (f" (baseline {c.baseline.train.steps} steps)" if c.baseline is not None else "")
         for c in plan.cells
     }
     own = sorted(
         {
-            f"{c['model']['backbone']}/{c['model']['preset']} {rates[bkey_of[c['cell_id']]]:.1f}"
+            f"{c.model.backbone}/{c.model.preset} {rates[bkey_of[c.id]]:.1f}"
             for c in plan.cells
-            if rates[bkey_of[c["cell_id"]]] != rate
+            if rates[bkey_of[c.id]] != rate
         }
     )
     threads = f"{g.train.threads} thread(s)" if g.train.threads else "all threads"

@@ -1,10 +1,11 @@
-"""Executors: run tasks (one cell, one measure) in this process, in worker processes, or as Ray tasks.
+"""Executors: run a grid's tasks (one cell, one measure) in this process, in worker processes, or as Ray tasks.
 
-An executor maps a list of task cells (cell dicts whose ``measure`` holds one measure) to an iterator
-of rows, in any order; each row carries ``cell_id`` and ``measure``. Crashes are data: with worker
-processes, a task whose worker dies (segfault, ``os.abort()``, out-of-memory kill) becomes an error
-row, the broken pool is replaced, and the other tasks go on. Workers watch their parent and exit
-when it is gone, so a ``kill -9`` of the grid leaves no orphans.
+Every executor implements :class:`Executor`: ``run(tasks, baselines, note)`` trains the shared baselines
+the accuracy tasks need (once each, into the cache; on Ray as task dependencies) and yields one row per
+task, in any order. Crashes are data: with worker processes, a task whose worker dies (segfault,
+``os.abort()``, out-of-memory kill) becomes an error row, the broken pool is replaced, and the other
+tasks go on. Workers watch their parent and exit when it is gone, so a ``kill -9`` of the grid leaves
+no orphans.
 """
 
 from __future__ import annotations
@@ -15,48 +16,43 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import Any, Protocol
 
 from bench.errors import one_line
+from bench.grid.baselines import BaselineStore, prepare_baselines
+from bench.grid.cell import Task, error_row, run_cell
 from bench.grid.spec import GridError
+from bench.rows import Row
 
-Executor = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
-Task = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def run_task(cell: Mapping[str, Any], baseline_state: Any = None) -> dict[str, Any]:
-    """Run one (cell, measure) task: :func:`bench.grid.cell.run_cell` plus its ``measure``."""
-    from bench.grid.cell import run_cell
-
-    run: Any = run_cell  # run_cell(cell, baseline_state) once the baselines module exists (contract, issue 9)
-    row = run(cell, baseline_state) if baseline_state is not None else run(cell)
-    row["measure"] = cell["measure"][0]
-    return row
+#: one task to one row (in a worker: it must be importable or picklable); Ray also hands it the baseline's state
+TaskFn = Callable[..., Row]
+#: hears one line per shared baseline as it starts and ends (the CLI prints them)
+Note = Callable[[str], None]
 
 
-def error_row(cell: Mapping[str, Any], message: str) -> dict[str, Any]:
-    """The row of a task that could not return one (its worker died): the cell's identity, as every row has."""
-    from bench.grid.cell import identity_row
+class Executor(Protocol):
+    """Runs a grid's tasks and the shared baselines they need."""
 
-    return {
-        **identity_row(cell),
-        "error": message[:500],
-        "cell_seconds": float("nan"),
-        "finished": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-        "measure": cell["measure"][0],
-    }
+    def run(self, tasks: Sequence[Task], baselines: BaselineStore, note: Note | None = None) -> Iterator[Row]:
+        """One row per task, in any order; each accuracy task of a pruned cell starts from its baseline."""
+        ...
 
 
-def local_executor(cells: list[dict[str, Any]], task: Task = run_task) -> Iterator[dict[str, Any]]:
-    """Run tasks one after another in this process."""
-    for cell in cells:
-        yield task(cell)
+class LocalExecutor:
+    """Tasks one after another in this process (baselines first, one after the other)."""
+
+    def __init__(self, task: TaskFn = run_cell) -> None:
+        self.task = task
+
+    def run(self, tasks: Sequence[Task], baselines: BaselineStore, note: Note | None = None) -> Iterator[Row]:
+        for t in prepare_baselines(tasks, baselines, map, note):
+            yield self.task(t)
+
+
+local_executor = LocalExecutor()
 
 
 # ---- worker processes ------------------------------------------------------------------------------
@@ -90,16 +86,20 @@ def _death(procs: list[Any], wait_s: float = 5.0) -> str:
 
 
 class ProcessExecutor:
-    """The process-pool executor: runs grid tasks (``__call__``) and trains shared baselines (``map``).
+    """Tasks in ``workers`` spawned processes, yielding rows as they finish; the shared baselines first,
+    ``workers`` at a time (:meth:`map`; each trains once, and its ``train_state.pt`` resumes a killed run).
 
-    ``map`` trains the grid's baselines ``workers`` at a time in spawned processes, before any cell runs
-    (each baseline trains once; its ``train_state.pt`` still resumes a killed run)."""
+    A broken pool (a worker died) is replaced. The tasks that were in flight are suspects: each runs
+    again alone in a one-worker pool, and the one that kills that worker becomes an error row.
+    """
 
-    def __init__(self, run: Executor, workers: int) -> None:
-        self._run, self.workers = run, workers
+    def __init__(self, workers: int, task: TaskFn = run_cell) -> None:
+        if workers < 1:
+            raise GridError(f"--workers must be >= 1, got {workers}")
+        self.workers, self.task = workers, task
 
-    def __call__(self, cells: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        return self._run(cells)
+    def run(self, tasks: Sequence[Task], baselines: BaselineStore, note: Note | None = None) -> Iterator[Row]:
+        yield from self._pool(prepare_baselines(tasks, baselines, self.map, note))
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
         """``fn`` over ``iterables`` in the pool, yielded in input order as each is ready (the caller saves and
@@ -117,68 +117,61 @@ class ProcessExecutor:
                     "a worker died while training a shared baseline (crash or out of memory); rerun to resume it"
                 ) from None
 
-
-def process_executor(workers: int, task: Task = run_task) -> ProcessExecutor:
-    """Run tasks in ``workers`` spawned processes, yielding rows as they finish.
-
-    A broken pool (a worker died) is replaced. The tasks that were in flight are suspects: each runs
-    again alone in a one-worker pool, and the one that kills that worker becomes an error row.
-    """
-    if workers < 1:
-        raise GridError(f"--workers must be >= 1, got {workers}")
-
-    def run(cells: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _pool(self, tasks: list[Task]) -> Iterator[Row]:
         import multiprocessing as mp
 
-        pending: deque[dict[str, Any]] = deque(cells)
-        suspects: deque[dict[str, Any]] = deque()
+        pending: deque[Task] = deque(tasks)
+        suspects: deque[Task] = deque()
         ctx = mp.get_context("spawn")
         while pending or suspects:
             alone = bool(suspects)
             source = suspects if alone else pending
-            n = 1 if alone else workers
+            n = 1 if alone else self.workers
             pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
-            inflight: dict[Future[dict[str, Any]], dict[str, Any]] = {}
+            inflight: dict[Future[Row], Task] = {}
             procs: list[Any] = []
             broken = False
             try:
                 while (source or inflight) and not broken:
                     while source and len(inflight) < n:
-                        c = source.popleft()
-                        inflight[pool.submit(task, c)] = c
+                        t = source.popleft()
+                        inflight[pool.submit(self.task, t)] = t
                         procs = list(getattr(pool, "_processes", {}).values()) or procs
                     done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
                     for f in done:
-                        c = inflight.pop(f)
+                        t = inflight.pop(f)
                         try:
                             yield f.result()
                         except BrokenProcessPool:
                             broken = True
-                            inflight[f] = c  # handled below with the others in flight
+                            inflight[f] = t  # handled below with the others in flight
                         except Exception as e:  # the task raised outside run_cell's own guard
-                            yield error_row(c, f"{type(e).__name__}: {one_line(e)}")
+                            yield error_row(t, f"{type(e).__name__}: {one_line(e)}")
                 if broken:
                     wait(list(inflight))
-                    for c in inflight.values():
+                    for t in inflight.values():
                         if alone:
-                            yield error_row(
-                                c, f"WorkerDied: the worker process {_death(procs)} (crash, abort or out of memory)"
-                            )
+                            why = f"WorkerDied: the worker process {_death(procs)} (crash, abort or out of memory)"
+                            yield error_row(t, why)
                         else:
-                            suspects.append(c)
+                            suspects.append(t)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    return ProcessExecutor(run, workers)
+
+def process_executor(workers: int, task: TaskFn = run_cell) -> ProcessExecutor:
+    """A :class:`ProcessExecutor` of ``workers`` spawned processes."""
+    return ProcessExecutor(workers, task)
 
 
 # ---- Ray ----------------------------------------------------------------------------------------
-def task_resources(cell: Mapping[str, Any], cpus_per_task: float = 1.0) -> dict[str, float]:
+def task_resources(task: Task, cpus_per_task: float = 1.0) -> dict[str, float]:
     """What a task declares to Ray: its CPUs (its measure's threads, else ``cpus_per_task``); a GPU for CUDA speed."""
-    measure = cell["measure"][0]
-    section = cell.get("speed") if measure == "speed" else cell.get("train") if measure == "accuracy" else None
-    threads = (section or {}).get("threads")
-    gpus = 1.0 if measure == "speed" and str((cell.get("speed") or {}).get("device", "cpu")).startswith("cuda") else 0.0
+    cell = task.cell
+    threads = (
+        cell.speed.threads if task.measure == "speed" else cell.train.threads if task.measure == "accuracy" else None
+    )
+    gpus = 1.0 if task.measure == "speed" and cell.speed.device.startswith("cuda") else 0.0
     return {"num_cpus": float(threads or cpus_per_task), "num_gpus": gpus}
 
 
@@ -187,62 +180,48 @@ class RayExecutor:
 
     Each task declares its CPUs, and one GPU when its speed device is CUDA (:func:`task_resources`).
     The driver (this process) receives every row and alone writes them: no shared filesystem is needed.
-    Baselines are task dependencies: one remote ``train_baseline(desc)`` per baseline key not in the
-    driver's cache, its ObjectRef passed as ``baseline_state`` to every dependent cell task; the driver
-    saves each returned state into the cache (``bench.grid.baselines.BaselineCache``).
+    Baselines are task dependencies: one remote ``train_baseline(baseline)`` per baseline key not in the
+    driver's cache, its ObjectRef passed as ``baseline_state`` to every dependent task; the driver saves
+    each returned state into the cache.
     """
-
-    handles_baselines = True
 
     def __init__(
         self,
         address: str | None = None,
         num_cpus: int | None = None,
         cpus_per_task: float = 1.0,
-        task: Callable[..., dict[str, Any]] = run_task,
+        task: TaskFn = run_cell,
         train_baseline: Callable[..., Any] | None = None,
-        cache_factory: Callable[[Path], Any] | None = None,
-        init_kwargs: Mapping[str, Any] | None = None,
+        init_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.address, self.num_cpus, self.cpus_per_task = address, num_cpus, cpus_per_task
-        self.task, self.train_baseline, self.cache_factory = task, train_baseline, cache_factory
+        self.task, self.train_baseline = task, train_baseline
         self.init_kwargs = dict(init_kwargs or {})
 
-    def _baselines(self, ray: Any, cells: list[dict[str, Any]], root: Path | None) -> tuple[Any, dict[str, Any], dict]:
-        """(cache, {key: ObjectRef of its state}, {training ref: key}) for the baselines the accuracy tasks need."""
-        needs = [c for c in cells if c.get("baseline") and "accuracy" in c["measure"]]
-        if not needs:
-            return None, {}, {}
-        if self.cache_factory is not None:
-            cache = self.cache_factory(root or Path("results") / "baselines")
-        else:
-            from bench.grid.baselines import BaselineCache
-
-            cache = BaselineCache(root or Path("results") / "baselines")
+    def _baselines(self, ray: Any, tasks: Sequence[Task], cache: BaselineStore) -> tuple[dict[str, Any], dict]:
+        """({key: ObjectRef of its state}, {training ref: key}) for the baselines the accuracy tasks need."""
         train = self.train_baseline
         if train is None:
-            from bench.training.baselines import train_baseline
+            from bench.grid.baselines import train_shared
 
-            train = train_baseline
+            train = train_shared
         remote_train = ray.remote(train)
         state_refs: dict[str, Any] = {}
         training: dict[Any, str] = {}
-        for c in needs:
-            key = c["baseline"]["key"]
-            if key in state_refs:
+        for t in tasks:
+            b = t.cell.baseline
+            if not t.needs_baseline or b is None or b.key in state_refs:
                 continue
-            state = cache.load(key)
+            state = cache.load(b.key)
             if state is not None:
-                state_refs[key] = ray.put(state)
+                state_refs[b.key] = ray.put(state)
                 continue
-            desc = {k: v for k, v in c["baseline"].items() if k != "checkpoint"}
-            threads = (desc.get("train") or {}).get("threads")
-            ref = remote_train.options(num_cpus=float(threads or self.cpus_per_task), max_retries=0).remote(desc)
-            state_refs[key] = ref
-            training[ref] = key
-        return cache, state_refs, training
+            ref = remote_train.options(num_cpus=float(b.train.threads or self.cpus_per_task), max_retries=0).remote(b)
+            state_refs[b.key] = ref
+            training[ref] = b.key
+        return state_refs, training
 
-    def __call__(self, cells: list[dict[str, Any]], baseline_root: Path | None = None) -> Iterator[dict[str, Any]]:
+    def run(self, tasks: Sequence[Task], baselines: BaselineStore, note: Note | None = None) -> Iterator[Row]:
         try:
             import ray
         except ImportError:
@@ -255,22 +234,20 @@ class RayExecutor:
             else:
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False, **self.init_kwargs)
         try:
-            cache, state_refs, training = self._baselines(ray, cells, baseline_root)
+            state_refs, training = self._baselines(ray, tasks, baselines)
             remote = ray.remote(self.task)
-            refs: dict[Any, dict[str, Any]] = {}
-            for c in cells:
-                opts = task_resources(c, self.cpus_per_task)
-                needs = c.get("baseline") and "accuracy" in c["measure"]
-                state = state_refs.get(c["baseline"]["key"]) if needs else None
-                args = (c,) if state is None else (c, state)
-                refs[remote.options(**opts, max_retries=0).remote(*args)] = c
+            refs: dict[Any, Task] = {}
+            for t in tasks:
+                state = state_refs.get(t.cell.baseline_key) if t.needs_baseline else None
+                args = (t,) if state is None else (t, state)
+                refs[remote.options(**task_resources(t, self.cpus_per_task), max_retries=0).remote(*args)] = t
             pending = [*training, *refs]
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 ref = done[0]
                 if ref in training:
-                    with contextlib.suppress(Exception):  # a failure: its dependent cells record the cause
-                        cache.save(training[ref], ray.get(ref))  # the driver alone writes
+                    with contextlib.suppress(Exception):  # a failure: its dependent tasks record the cause
+                        baselines.save(training[ref], ray.get(ref))  # the driver alone writes
                     continue
                 try:
                     yield ray.get(ref)
@@ -282,7 +259,7 @@ class RayExecutor:
 
 
 def ray_executor(
-    address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1.0, task: Task = run_task
+    address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1.0, task: TaskFn = run_cell
 ) -> RayExecutor:
     """A :class:`RayExecutor`: ``address`` joins a cluster (``auto`` or ``host:port``), else a local instance starts."""
     return RayExecutor(address, num_cpus, cpus_per_task, task)

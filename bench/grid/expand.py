@@ -1,10 +1,12 @@
-"""Expansion of a grid into cells: plain dicts with a stable ``cell_id``, and the ablation protocol.
+"""Expansion of a grid into typed cells (:class:`~bench.grid.cell.Cell`), and the ablation protocol.
 
-The papers' protocol (HoT, H2OT): for each (backbone, preset, data, seed, baseline budget) one baseline
-is trained once; pruned cells either fine-tune from it (mode ``finetune``: strategy inserted, whole model
-trained) or evaluate it training-free (mode ``none``: a parameter-free strategy inserted, no
-optimisation); ``scratch`` trains a cell from random initialisation. A cell that depends on a baseline
-carries its description under ``"baseline"`` (``key`` = :func:`~bench.config.stable_id` of the rest).
+Expansion is a pure product of the grid's axes: no model is built and nothing is checked that needs one
+(the planner, :func:`bench.grid.runner.plan_grid`, validates every cell once). The papers' protocol
+(HoT, H2OT): for each (backbone, preset, data, seed, baseline budget) one baseline is trained once;
+pruned cells either fine-tune from it (mode ``finetune``: strategy inserted, whole model trained) or
+evaluate it training-free (mode ``none``: a parameter-free strategy inserted, no optimisation);
+``scratch`` trains a cell from random initialisation. A cell that depends on a baseline carries it as a
+:class:`~bench.grid.cell.Baseline`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from bench.config import Mode, ModelConfig, cell_id, stable_id
-from bench.grid.spec import Grid, GridError, ScheduleSpec, read_grid
+from bench.config import Mode, ModelConfig, TrainConfig, validate
+from bench.grid.cell import EVAL_ONLY, Baseline, Cell
+from bench.grid.spec import Grid, GridError, ScheduleSpec, default_recoverers, read_grid
 
 MODES: tuple[str, ...] = get_args(Mode)
 #: axes a ``modes`` entry may replace for its cells, e.g. ``{none: {recoverers: [interpolation]}}``; an entry
@@ -25,8 +28,6 @@ MODES: tuple[str, ...] = get_args(Mode)
 #: point for the others), as ``by_backbone`` does for a backbone
 MODE_AXES = ("backbones", "pruners", "recoverers", "tokens", "depths", "schedules")
 TOKEN_AXES = ("tokens", "depths", "schedules")
-#: train options that change how a model is scored, not its weights: not part of a baseline's key
-EVAL_ONLY = ("test_flip", "eval_stride", "eval_batch", "eval_every", "eval_precision")
 
 
 def parse_modes(value: Any, where: str) -> tuple[tuple[str, Mapping[str, Any]], ...]:
@@ -48,6 +49,8 @@ def parse_modes(value: Any, where: str) -> tuple[tuple[str, Mapping[str, Any]], 
         if not isinstance(axes, Mapping) or set(axes) - set(MODE_AXES):
             raise GridError(f"{where}: mode '{mode}' may only replace the axes {', '.join(MODE_AXES)}")
         lists = {k: [v] if not isinstance(v, list) else list(v) for k, v in axes.items()}
+        if "recoverers" in lists:
+            lists["recoverers"] = default_recoverers(lists["recoverers"])
         if "schedules" in lists:
             lists["schedules"] = [_schedule(s, f"{where}: {mode}.schedules") for s in lists["schedules"]]
         out.append((str(mode), lists))
@@ -88,7 +91,9 @@ def load_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> Grid:
 
 
 def check_protocol(grid: Grid, where: str) -> None:
-    """Grid-level rules: step budgets (not minutes) for trained cells; training-free cells parameter-free."""
+    """Grid-level rules that need no model: the ``modes`` axis parses; trained cells have step budgets (not
+    minutes). Rules that need a model (training-free cells parameter-free) are the planner's."""
+    mode_plan(grid)
     if "accuracy" in grid.measure:
         for backbone in grid.backbones:
             g = grid.for_backbone(backbone)
@@ -100,12 +105,6 @@ def check_protocol(grid: Grid, where: str) -> None:
                     )
             if not g.train.steps and g.uses_training():
                 raise GridError(f"{where}: train.steps: give every accuracy cell a step budget ({backbone} has none)")
-    expand(grid)  # raises for a training-free cell with a parametrised strategy
-
-
-def _train(grid: Grid) -> dict[str, Any]:
-    """The grid's train section as plain data (its seed comes from the ``seeds`` axis)."""
-    return grid.train.model_dump(exclude={"seed"})
 
 
 def mode_plan(grid: Grid) -> tuple[tuple[str, Mapping[str, Any]], ...]:
@@ -115,28 +114,11 @@ def mode_plan(grid: Grid) -> tuple[tuple[str, Mapping[str, Any]], ...]:
     return parse_modes(grid.modes, f"grid '{grid.name}': modes")
 
 
-def _baseline(grid: Grid, cfg: ModelConfig, seed: int) -> dict[str, Any]:
-    train = {k: v for k, v in {**_train(grid), **grid.baseline}.items() if k not in EVAL_ONLY}
-    rest: dict[str, Any] = {
-        "model": cfg.baseline().to_dict(),
-        "train": {**train, "mode": "scratch"},
-        "data": dict(grid.data),
-        "seed": seed,
-    }
-    return {"key": stable_id(rest), **rest}
-
-
-def _check_parameter_free(cfg: ModelConfig, grid: Grid) -> None:
-    try:
-        model = cfg.build("meta")
-    except Exception:  # an impossible configuration is recorded as an error row when the cell runs
-        return
-    n = sum(p.numel() for name, p in model.named_parameters() if name.startswith("hourglass."))
-    if n:
-        raise GridError(
-            f"grid '{grid.name}': training-free cell {cfg.label()} needs a parameter-free strategy, but it adds "
-            f"{n} parameters (give the none mode recoverers: [interpolation], or fine-tune it)"
-        )
+def _baseline(grid: Grid, cfg: ModelConfig, seed: int) -> Baseline:
+    """The shared baseline of ``cfg`` in ``grid``: its train section with the ``baseline`` changes, from scratch."""
+    changes = {k: v for k, v in grid.baseline.items() if k not in EVAL_ONLY}
+    train = {**grid.train.model_dump(exclude={*EVAL_ONLY}), **changes, "mode": "scratch", "seed": seed}
+    return Baseline(cfg.baseline(), validate(TrainConfig, train, "baseline"), grid.data)
 
 
 def option_product(axes: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
@@ -145,29 +127,20 @@ def option_product(axes: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] for k in keys))]
 
 
-def cell_key(cell: Mapping[str, Any]) -> str:
-    """The id of a cell: its model, seed, training and data; not the measures to take nor the speed protocol.
-
-    So a measure can be added to a finished grid, and a new speed protocol re-times the same cells.
-    """
-    return cell_id({k: v for k, v in cell.items() if k not in ("cell_id", "measure", "speed")})
-
-
-def expand(grid: Grid) -> list[dict[str, Any]]:
+def expand(grid: Grid) -> list[Cell]:
     """All cells of a grid, in a stable order; a baseline (pruner none) appears once per backbone.
 
     When a mode needs a baseline, the baseline row evaluates the shared baseline (mode ``none``)."""
-    cells: list[dict[str, Any]] = []
+    cells: list[Cell] = []
     seen: set[str] = set()
     for backbone in grid.backbones:
         cells += _expand_backbone(grid.for_backbone(backbone), backbone, seen)
     return cells
 
 
-def _expand_backbone(grid: Grid, backbone: str, seen: set[str]) -> list[dict[str, Any]]:
+def _expand_backbone(grid: Grid, backbone: str, seen: set[str]) -> list[Cell]:
     """The cells of one backbone (``grid`` already carries its ``by_backbone`` axes)."""
-    cells: list[dict[str, Any]] = []
-    train = _train(grid)
+    cells: list[Cell] = []
     plan = mode_plan(grid)
     shared = any(mode != "scratch" for mode, _ in plan)
     for preset, seed, pruner in itertools.product(grid.presets, grid.seeds, grid.pruners):
@@ -180,33 +153,25 @@ def _expand_backbone(grid: Grid, backbone: str, seen: set[str]) -> list[dict[str
                     continue
                 if pruner not in axes.get("pruners", grid.pruners):
                     continue
-                recs = [None if r in (None, "default") else str(r) for r in axes.get("recoverers", grid.recoverers)]
+                recs = axes.get("recoverers", grid.recoverers)
                 plans.append((mode, [(r, t, k) for r in recs for t, k in token_plan(grid, axes)]))
         for mode, combos in plans:
+            train = grid.train.replace(mode=mode, seed=seed)
             for recoverer, tokens, depths in combos:
-                rec_name = recoverer or "attention"
+                plain = ModelConfig.create(backbone, preset, pruner, recoverer, tokens, depths)
                 for bopts, popts, ropts in itertools.product(
                     option_product(grid.backbone_options.get(backbone, {})),
                     option_product(grid.pruner_options.get(pruner, {})),
-                    option_product(grid.recoverer_options.get(rec_name, {}) if pruner != "none" else {}),
+                    option_product(grid.recoverer_options.get(plain.effective_recoverer, {}) if plain.pruned else {}),
                 ):
-                    cfg = ModelConfig.create(
-                        backbone, preset, pruner, recoverer, tokens, depths, bopts, popts or None, ropts or None
+                    cfg = plain.replace(
+                        overrides=tuple(sorted(bopts.items())),
+                        pruner_options=tuple(sorted(popts.items())),
+                        recoverer_options=tuple(sorted(ropts.items())),
                     )
-                    if mode == "none" and cfg.pruned:
-                        _check_parameter_free(cfg, grid)
-                    cell: dict[str, Any] = {
-                        "model": cfg.to_dict(),
-                        "seed": seed,
-                        "measure": list(grid.measure),
-                        "speed": grid.speed.model_dump(),
-                        "train": {**train, "mode": mode},
-                        "data": grid.data.model_dump(),
-                        "baseline": _baseline(grid, cfg, seed) if mode != "scratch" else None,
-                    }
-                    cid = cell_key(cell)
-                    cell["cell_id"] = cid
-                    if cid not in seen:
-                        seen.add(cid)
+                    baseline = _baseline(grid, cfg, seed) if mode != "scratch" else None
+                    cell = Cell(cfg, train, grid.data, grid.speed, tuple(grid.measure), baseline)
+                    if cell.id not in seen:
+                        seen.add(cell.id)
                         cells.append(cell)
     return cells

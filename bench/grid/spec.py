@@ -36,6 +36,12 @@ def _as_list(v: Any) -> Any:
     return v if isinstance(v, list) else [v]
 
 
+def default_recoverers(v: list[Any]) -> list[Any]:
+    """A grid's ``recoverers`` list with ``default`` read as None: HoT's default for the backbone
+    (:attr:`~bench.config.ModelConfig.effective_recoverer` says which)."""
+    return [None if r in (None, "default") else r for r in v]
+
+
 class ScheduleSpec(BaseModel):
     """An explicit (tokens, depths) pair: HoT's one-shot form or H2OT's hierarchical lists."""
 
@@ -69,7 +75,7 @@ class BackboneAxes(_Config):
     @field_validator("recoverers")
     @classmethod
     def _default_recoverer(cls, v: list[str | None] | None) -> list[str | None] | None:
-        return None if v is None else [None if r in (None, "default") else r for r in v]
+        return None if v is None else default_recoverers(v)
 
 
 def _default(*values: Any) -> Any:
@@ -108,7 +114,7 @@ class Grid(_Config):
     @field_validator("recoverers")
     @classmethod
     def _default_recoverer(cls, v: list[str | None]) -> list[str | None]:
-        return [None if r in (None, "default") else r for r in v]
+        return default_recoverers(v)
 
     @field_validator("seeds")
     @classmethod

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from bench.grid.spec import MEASURES, GridError
-from bench.rows import IDENTITY, LIST_COLUMNS
+from bench.rows import IDENTITY, LIST_COLUMNS, RECORD_ONLY
 
 ENV_DEPENDENT = ("speed",)
 COMMON = IDENTITY  # the merge key of a cell's records (bench.rows owns the schema)
@@ -230,7 +230,7 @@ def load_rows(folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES
         if m == "accuracy":
             baseline_of = {k: r["baseline_key"] for k, r in last.items() if r.get("baseline_key")}
         df = pd.DataFrame(list(last.values()))
-        df = df.drop(columns=[c for c in ("key", "measure", "torch") if c in df])
+        df = df.drop(columns=[c for c in RECORD_ONLY if c in df])
         df = df.rename(columns={"cell_seconds": f"{m}_seconds", "error": f"{m}_error", "finished": f"{m}_finished"})
         if merged is None:
             merged = df

@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from bench.config import ConfigError, SpeedConfig, validate
+from bench.config import ConfigError, SpeedConfig
+from bench.data.clips import flip_pose
+from bench.data.skeleton import JOINTS_LEFT, JOINTS_RIGHT
 from bench.measure.env import environment
 from bench.measure.flops.counters import input_shape
 from bench.measure.precision import DTYPES, autocast
@@ -42,12 +44,8 @@ if TYPE_CHECKING:
     from bench.config import ModelConfig
 
 #: Times one call: ``clock(key, step, device) -> milliseconds``; ``key`` is the configuration's
-#: ``cell_id``. The default is :func:`default_clock`; a test injects its own to see the call order.
+#: ``model_id``. The default is :func:`default_clock`; a test injects its own to see the call order.
 Clock = Callable[[str, Callable[[], Any], torch.device], float]
-
-# Human3.6M left/right joints (shared/docs/papers.md §10.2), swapped by the test-time flip.
-_LEFT = (4, 5, 6, 11, 12, 13)
-_RIGHT = (1, 2, 3, 14, 15, 16)
 
 
 @dataclass
@@ -55,7 +53,7 @@ class SpeedResult:
     """One configuration's timing under the protocol of :mod:`bench.measure.speed`."""
 
     label: str
-    cell_id: str
+    model_id: str  # ModelConfig.model_id(): the configuration's hash
     config: dict[str, Any]
     device: str
     threads: int
@@ -134,36 +132,20 @@ def num_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def flip_input(x: Tensor) -> Tensor:
-    """Horizontal flip of a 2D clip (B, T, J, C): negate x, swap left/right joints."""
-    out = x.clone()
-    out[..., 0] *= -1
-    if x.shape[2] == 17:
-        left, right = list(_LEFT), list(_RIGHT)
-        out[:, :, left + right] = out[:, :, right + left]
-    return out
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def make_step(model: nn.Module, x: Tensor, flip: bool) -> Callable[[], Tensor]:
-    """One timed call: a forward pass, or with ``flip`` two (original + flipped) and their mean."""
+    """One timed call: a forward pass, or with ``flip`` two (original + flipped) and their mean, the
+    test-time flip of :func:`bench.data.clips.flip_pose` (Human3.6M's left/right joints)."""
     if not flip:
         return lambda: model(x)
-    xf = flip_input(x)
+    xf = flip_pose(x, JOINTS_LEFT, JOINTS_RIGHT)
 
     def step() -> Tensor:
-        a = model(x)
-        b = model(xf)
-        b = b.clone()
-        b[..., 0] *= -1
-        if b.shape[2] == 17:
-            left, right = list(_LEFT), list(_RIGHT)
-            b[:, :, left + right] = b[:, :, right + left]
-        return (a + b) / 2
+        return (model(x) + flip_pose(model(xf), JOINTS_LEFT, JOINTS_RIGHT)) / 2
 
     return step
 
@@ -296,7 +278,7 @@ class _Prepared:
 def _new_result(cfg: ModelConfig, device: torch.device, threads: int, speed: SpeedConfig, flip: bool) -> SpeedResult:
     return SpeedResult(
         label=cfg.label(),
-        cell_id=cfg.cell_id(),
+        model_id=cfg.model_id(),
         config=cfg.to_dict(),
         device=str(device),
         threads=threads,
@@ -419,7 +401,7 @@ def _run_timed(prep: _Prepared, which: str, n: int, timed: bool, clock: Clock = 
     t: _Timed | None = getattr(prep, which)
     if t is None:
         return
-    key = prep.res.cell_id if which == "latency" else f"{prep.res.cell_id}:throughput"
+    key = prep.res.model_id if which == "latency" else f"{prep.res.model_id}:throughput"
     try:
         with torch.inference_mode():
             for _ in range(n):
@@ -466,65 +448,20 @@ def _quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
 
 
 # ---- public API ----------------------------------------------------------------------------------
-def protocol_defaults(warmup: int | None, iters: int | None) -> tuple[int, int]:
-    """``warmup`` and ``iters``, ``None`` replaced by :class:`~bench.config.SpeedConfig`'s defaults."""
-    from bench.config import SpeedConfig
-
-    d = SpeedConfig()
-    return (d.warmup if warmup is None else warmup), (d.iters if iters is None else iters)
-
-
 def measure_speed(
-    cfg: ModelConfig,
-    *,
-    batch: int = 1,
-    warmup: int | None = None,
-    iters: int | None = None,
-    threads: int | None = None,
-    device: str = "cpu",
-    flip: bool = False,
-    precision: str = "fp32",
-    throughput_batch: int | None = None,
-    clock: Clock | None = None,
+    cfg: ModelConfig, speed: SpeedConfig | None = None, *, flip: bool = False, clock: Clock | None = None
 ) -> SpeedResult:
-    """Time ``cfg`` alone: ``warmup`` untimed calls, then ``iters`` timed calls (see module docstring)."""
-    return compare_speed(
-        [cfg],
-        batch=batch,
-        warmup=warmup,
-        iters=iters,
-        threads=threads,
-        device=device,
-        flip=flip,
-        precision=precision,
-        throughput_batch=throughput_batch,
-        clock=clock,
-    )[0]
+    """Time ``cfg`` alone under ``speed`` (default: :class:`~bench.config.SpeedConfig`'s protocol)."""
+    return compare_speed([cfg], speed, flip=flip, clock=clock)[0]
 
 
 def compare_speed(
-    cfgs: Sequence[ModelConfig],
-    *,
-    batch: int = 1,
-    warmup: int | None = None,
-    iters: int | None = None,
-    threads: int | None = None,
-    device: str = "cpu",
-    flip: bool = False,
-    precision: str = "fp32",
-    throughput_batch: int | None = None,
-    clock: Clock | None = None,
+    cfgs: Sequence[ModelConfig], speed: SpeedConfig | None = None, *, flip: bool = False, clock: Clock | None = None
 ) -> list[SpeedResult]:
     """Time several configurations interleaved round-robin in one process (ratios are comparable).
 
-    The options are checked as a :class:`~bench.config.SpeedConfig` (one :class:`ConfigError`
-    line for a bad value). See :func:`time_round_robin` for the order of the calls.
-    """
-    given: dict[str, Any] = {"batch": batch, "warmup": warmup, "iters": iters, "threads": threads}
-    given |= {"device": device, "precision": precision, "throughput_batch": throughput_batch}
-    # None: SpeedConfig's default (the suite's one speed protocol)
-    speed = validate(SpeedConfig, {k: v for k, v in given.items() if v is not None}, "speed")
-    return time_round_robin(cfgs, speed, flip=flip, clock=clock)
+    See :func:`time_round_robin` for the order of the calls."""
+    return time_round_robin(cfgs, speed or SpeedConfig(), flip=flip, clock=clock)
 
 
 def time_round_robin(
@@ -584,7 +521,7 @@ def measure_speed_group(
     """Time ``baseline`` and ``variants`` round-robin in one process; one row per configuration.
 
     Every model is built once (a configuration listed twice, or a variant equal to the baseline,
-    is timed once). Returns ``{cfg.cell_id(): row}`` in the order baseline, variants. A row is
+    is timed once). Returns ``{cfg.model_id(): row}`` in the order baseline, variants. A row is
     :meth:`SpeedResult.to_dict` (latency median / IQR, FPS, device, device name, driver, CUDA,
     precision, threads, environment) plus ``speedup`` against the baseline from the same rounds
     (:func:`paired_speedup`: the median of per-round ratios, with ``speedup_q25`` /
@@ -593,14 +530,14 @@ def measure_speed_group(
     """
     unique: dict[str, ModelConfig] = {}
     for cfg in (baseline, *variants):
-        unique.setdefault(cfg.cell_id(), cfg)
+        unique.setdefault(cfg.model_id(), cfg)
     results = time_round_robin(list(unique.values()), speed, flip=flip, clock=clock)
     base = results[0]
     rows: dict[str, dict[str, Any]] = {}
     for res in results:
         row = res.to_dict()
         row["is_baseline"] = res is base
-        row["baseline_cell_id"] = base.cell_id
+        row["baseline_model_id"] = base.model_id
         if res.ok and base.ok:
             row.update(paired_speedup(base.latency_ms, res.latency_ms))
             row["speedup_of_medians"] = base.latency_ms_median / res.latency_ms_median
@@ -610,7 +547,7 @@ def measure_speed_group(
         same_batch = res.ok and base.ok and res.throughput_batch == base.throughput_batch
         tput = paired_speedup(base.throughput_ms, res.throughput_ms) if same_batch else paired_speedup([], [])
         row.update({f"throughput_{k}": v for k, v in tput.items()})
-        rows[res.cell_id] = row
+        rows[res.model_id] = row
     return rows
 
 
@@ -620,7 +557,6 @@ __all__ = [
     "check_device",
     "compare_speed",
     "default_clock",
-    "flip_input",
     "is_oom",
     "measure_speed",
     "measure_speed_group",

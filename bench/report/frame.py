@@ -114,6 +114,21 @@ def fps_protocol(df: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
+def select_rows(
+    df: pd.DataFrame, backbone: str | None = None, strategy: str | None = None, train_mode: str | None = None
+) -> pd.DataFrame:
+    """The rows of one backbone, one strategy (``pruner+recoverer``, its baselines kept) and one training
+    mode; ``None`` keeps every value (the notebook's filter)."""
+    keep = pd.Series(True, index=df.index)
+    if backbone is not None:
+        keep &= df["backbone"] == backbone
+    if strategy is not None:
+        keep &= (df["pruner"] + "+" + df["recoverer"] == strategy) | (df["pruner"] == "none")
+    if train_mode is not None and "train_mode" in df:
+        keep &= df["train_mode"] == train_mode
+    return df[keep]
+
+
 def has(df: pd.DataFrame, *cols: str) -> bool:
     """``df`` has every column in ``cols`` with at least one usable (non-error, finite) row."""
     return all(c in df.columns for c in cols) and not ok_rows(df).dropna(subset=list(cols)).empty

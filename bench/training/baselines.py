@@ -1,48 +1,42 @@
 """Train the shared baseline of a grid's pruned cells (HoT's protocol: prune a *trained* backbone).
 
-A baseline is described by a plain mapping (see :mod:`bench.grid.expand`): ``model`` (a
-:class:`~bench.config.ModelConfig` dict with no hourglass), ``train`` (TrainConfig options, a step
-budget), ``data`` (a :class:`~bench.config.DataConfig` dict) and ``seed``. Training it is a pure
-function of that description; ``work_dir`` holds ``train_state.pt`` so a killed run resumes.
+A baseline is the plain backbone (no hourglass) trained from scratch for a number of steps on its data;
+training it is a pure function of its configurations, and ``work_dir`` holds ``train_state.pt`` so a
+killed run resumes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor
 
-from bench.config import ConfigError, DataConfig, ModelConfig, TrainConfig, validate
+from bench.config import ConfigError, DataConfig, ModelConfig, TrainConfig
 from bench.training.loop import cached_data, fit
 
 #: written into ``work_dir`` when a baseline finishes: steps, seconds, the step it resumed from
 INFO_FILE = "baseline.json"
 
 
-def baseline_configs(desc: Mapping[str, Any]) -> tuple[ModelConfig, TrainConfig, DataConfig]:
-    """The typed configurations a baseline description names."""
-    model = ModelConfig.from_dict(desc["model"])
+def train_baseline(
+    model: ModelConfig,
+    train: TrainConfig,
+    data: DataConfig,
+    work_dir: str | os.PathLike[str] | None = None,
+    key: str | None = None,
+) -> dict[str, Tensor]:
+    """Train the baseline ``model`` (``train``: from scratch, a step budget) and return its state dict (CPU
+    tensors). When ``work_dir`` holds a partial run (``train_state.pt``) training resumes from it."""
     if model.pruned:
         raise ConfigError(f"baseline {model.label()} has a pruner; a baseline is the plain backbone")
-    train = validate(TrainConfig, {**dict(desc.get("train") or {}), "seed": int(desc.get("seed", 0))}, "baseline")
     if train.mode != "scratch" or not train.steps:
         raise ConfigError("baseline: a baseline trains from scratch for a number of steps (train.steps)")
-    return model, train, validate(DataConfig, desc.get("data"), "data")
-
-
-def train_baseline(desc: Mapping[str, Any], work_dir: str | os.PathLike[str] | None = None) -> dict[str, Tensor]:
-    """Train the baseline ``desc`` describes and return its state dict (CPU tensors).
-
-    When ``work_dir`` holds a partial run (``train_state.pt``) training resumes from it."""
-    model_cfg, tc, data_cfg = baseline_configs(desc)
-    result = fit(model_cfg, tc, cached_data(data_cfg), work_dir, progress=False)
+    result = fit(model, train, cached_data(data), work_dir, progress=False)
     if work_dir is not None:
         info = {
-            "key": desc.get("key"),
+            "key": key,
             "steps": result.steps,
             "seconds": round(result.seconds, 2),
             "resumed_from": result.resumed_from,
@@ -56,4 +50,4 @@ def train_baseline(desc: Mapping[str, Any], work_dir: str | os.PathLike[str] | N
     return {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()}
 
 
-__all__ = ["INFO_FILE", "baseline_configs", "train_baseline"]
+__all__ = ["INFO_FILE", "train_baseline"]

@@ -40,7 +40,7 @@ from backbones import (
 )
 from backbones._checkpoint import extract_state_dict, read_checkpoint
 from bench.config import DataConfig, ModelConfig, TrainConfig
-from bench.data.clips import PoseDataset, seq2seq_clips
+from bench.data.clips import PoseDataset, flip_where, seq2seq_clips
 from bench.errors import UserError, one_line
 from bench.training.evaluate import EvalResult, OutputMode, evaluate, trivial_mpjpe
 from bench.training.objectives import objective_for
@@ -117,11 +117,9 @@ class TrainResult:
         }
 
 
-def output_mode(cfg: ModelConfig) -> OutputMode:
-    """'all' frames for seq2seq models with recovery, else the 'centre' frame (seq2frame, TPC)."""
-    if cfg.pipeline == "seq2frame":
-        return "centre"
-    return "centre" if cfg.pruned and cfg.effective_recoverer == "none" else "all"
+def output_mode(model: PoseBackbone) -> OutputMode:
+    """What a model is scored on: 'all' frames (seq2seq with recovery) or the 'centre' frame (seq2frame, TPC)."""
+    return "all" if model.predicts_all_frames else "centre"
 
 
 def _atomic_json(path: Path, obj: Mapping[str, Any]) -> None:
@@ -198,22 +196,6 @@ class _Batches:
             epoch += 1
 
 
-class _Flip:
-    """Horizontal-flip augmentation of a random half of the batch, vectorised (one gather, one multiply)."""
-
-    def __init__(self, joints: int, left: Any, right: Any) -> None:
-        perm = list(range(joints))
-        for a, b in zip(left, right, strict=True):
-            perm[a], perm[b] = b, a
-        self.perm = torch.tensor(perm)
-
-    def __call__(self, x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        sign = torch.ones(x.shape[-1], dtype=x.dtype)
-        sign[0] = -1.0
-        flipped = x.index_select(-2, self.perm) * sign
-        return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), flipped, x)
-
-
 @dataclass
 class FitResult:
     """A trained model and what its optimisation did."""
@@ -229,6 +211,25 @@ class FitResult:
 Init = str | os.PathLike[str] | Mapping[str, torch.Tensor] | None
 
 
+def start_problem(tc: TrainConfig, has_init: bool) -> str | None:
+    """Why a run of ``tc`` cannot start (one line), or None: finetune and training-free start from a trained
+    baseline; every mode but training-free needs a budget. The one owner of these rules (the CLI asks it)."""
+    if tc.mode in ("finetune", "none") and not has_init:
+        return f"--mode {tc.mode} needs --init CKPT (a trained baseline checkpoint)"
+    if tc.mode != "none" and not tc.steps and not tc.minutes:
+        return "give a training budget: --steps N or --minutes M"
+    return None
+
+
+def training_free_problem(model: torch.nn.Module, cfg: ModelConfig) -> str | None:
+    """Why ``model`` cannot be evaluated training-free (mode ``none``: a strategy inserted into a trained
+    baseline, no optimisation), or None: its strategy must add no parameters, which nothing would train."""
+    n = sum(p.numel() for name, p in model.named_parameters() if name.startswith("hourglass."))
+    if not n:
+        return None
+    return f"training-free {cfg.label()} needs a parameter-free strategy, but it adds {n} parameters"
+
+
 def fit(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -240,10 +241,9 @@ def fit(
 ) -> FitResult:
     """Optimise ``model_cfg`` (nothing for mode ``none``); ``state_dir/train_state.pt`` resumes a run."""
     tc = train_cfg
-    if tc.mode in ("finetune", "none") and init is None:
-        raise TrainError(f"--mode {tc.mode} needs --init CKPT (a trained baseline checkpoint)")
-    if tc.mode != "none" and not tc.steps and not tc.minutes:
-        raise TrainError("give a training budget: --steps N or --minutes M")
+    why = start_problem(tc, init is not None)
+    if why is not None:
+        raise TrainError(why)
     torch.manual_seed(tc.seed)
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -252,12 +252,9 @@ def fit(
     if init is not None:
         model = load_weights(model, model_cfg, init)
     notes: list[str] = []
-    hourglass_params = sum(p.numel() for n, p in model.named_parameters() if n.startswith("hourglass."))
-    if tc.mode == "none" and hourglass_params:
-        raise TrainError(
-            f"--mode none (training-free) needs a parameter-free strategy; {model_cfg.label()} adds "
-            f"{hourglass_params} parameters (use --recoverer interpolation or none)"
-        )
+    why = training_free_problem(model, model_cfg) if tc.mode == "none" else None
+    if why is not None:
+        raise TrainError(f"--mode none: {why} (use --recoverer interpolation or none)")
     if tc.mode == "none":
         notes.append("training-free: strategy inserted into the trained baseline, no optimisation")
         return FitResult(model, 0, 0.0, None, 0, notes)
@@ -298,7 +295,7 @@ def fit(
     loss_fn = objective_for(model_cfg.backbone, tc.loss, rec.loss_weights)
     if rec.notes:
         notes.append(f"recipe: {rec.notes}")
-    flipper = _Flip(data.train[0].positions_3d.shape[1], data.joints_left, data.joints_right)
+    sides = (data.joints_left, data.joints_right)  # the flip's left/right joint lists
     model.train()
     t0 = time.perf_counter()
     deadline = t0 + tc.minutes * 60 - seconds_before if tc.minutes else math.inf
@@ -310,7 +307,7 @@ def fit(
         x, y = next(batches)
         if tc.flip_augment:
             flip = torch.rand(x.shape[0]) < 0.5
-            x, y = flipper(x, flip), flipper(y, flip)
+            x, y = flip_where(x, flip, *sides), flip_where(y, flip, *sides)
         loss = loss_fn(model.forward_all(x), y)
         if not bool(torch.isfinite(loss.detach())):
             raise TrainError(
@@ -359,7 +356,7 @@ def train(
             out / META_FILE,
             {"model": model_cfg.to_dict(), "train": tc.model_dump(), "steps": f.steps, "data": data_name},
         )
-    mode = output_mode(model_cfg)
+    mode = output_mode(f.model)
     seqs = data.test[:: tc.eval_every]
     result = evaluate(
         f.model,

@@ -58,6 +58,18 @@ def test_none_keeps_everything():
         pruner(make_context(), 9)
 
 
+def test_none_places_no_pruning_stage():
+    from backbones import create_backbone
+    from strategies import apply_hourglass
+
+    model = create_backbone("mixste", "tiny")
+    x = torch.randn(1, model.frames, 17, 2)
+    plain = model.eval()(x)
+    apply_hourglass(model, pruner="none", recoverer=None, tokens=[9], depths=[1])
+    assert model.hourglass.schedule.stages == ()  # no pruning stage: its select is never called in a model
+    assert torch.equal(model(x), plain)  # exactly the backbone's computation
+
+
 @pytest.mark.parametrize("name", list_pruners())
 def test_impossible_counts_fail(name):
     for n in (0, F + 1):

@@ -50,7 +50,7 @@ def count_flops(
     return FlopReport(
         config=cfg.to_dict(),
         label=cfg.label(),
-        cell_id=cfg.cell_id(),
+        model_id=cfg.model_id(),
         params=cp.params,
         frames=cp.frames,
         output_frames=cp.output_frames,

@@ -30,7 +30,7 @@ class FlopReport:
 
     config: dict[str, Any]
     label: str
-    cell_id: str
+    model_id: str  # ModelConfig.model_id(): the configuration's hash
     params: int
     frames: int  # T, input frames per clip
     output_frames: int  # frames a clip scores: T (seq2seq) or 1 (seq2frame / TPC)
@@ -92,7 +92,7 @@ class FlopReport:
             counters.append(d)
         return {
             "label": self.label,
-            "cell_id": self.cell_id,
+            "model_id": self.model_id,
             "config": self.config,
             "params": self.params,
             "frames": self.frames,
@@ -130,7 +130,7 @@ class FlopReport:
         """One readable block with units; the per-module table when a breakdown was requested."""
         flip = " (flip on: x2)" if self.flip else " (flip off)"
         lines = [
-            f"{self.label}   [cell {self.cell_id}]",
+            f"{self.label}   [model {self.model_id}]",
             f"  params          {self.params:,} ({self.params / 1e6:.2f} M)",
             f"  frames          {self.frames} in, {self.output_frames} scored per clip ({self.pipeline}); "
             f"counted at batch {self.batch} on {self.device}",

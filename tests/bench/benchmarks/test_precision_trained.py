@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.grid import load_grid, run_grid
+from bench.grid import load_grid, plan_grid, run_grid
 
 GRID = """
 name: prec
@@ -32,7 +32,7 @@ def results(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """A grid folder with two tiny trained baselines; the MPJPE its baseline rows recorded, by backbone."""
     tmp = tmp_path_factory.mktemp("prec")
     (tmp / "g.yaml").write_text(GRID.format(cache=tmp / "cache"))
-    df = run_grid(load_grid(tmp / "g.yaml"), tmp / "res")
+    df = run_grid(plan_grid(load_grid(tmp / "g.yaml")), tmp / "res")
     base = df[df["pruner"] == "none"]
     return tmp / "res", dict(zip(base["backbone"], base["mpjpe_mm"].astype(float), strict=True))
 

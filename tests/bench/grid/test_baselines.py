@@ -17,8 +17,8 @@ import torch
 import bench.grid.baselines as gb
 import bench.training.loop as loop
 from bench.cli import main
-from bench.grid import GridError, expand, load_grid, local_executor, process_executor, run_grid
-from bench.grid.baselines import BaselineCache
+from bench.grid import GridError, LocalExecutor, expand, load_grid, plan_grid, process_executor, run_grid
+from bench.grid.baselines import BaselineCache, prepare_baselines
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -47,11 +47,11 @@ def once(tmp_path_factory):
     path.write_text(grid_text(tmp / "cache"))
     calls: list[str] = []
     loaded: list[tuple[str, dict[str, torch.Tensor]]] = []
-    real_train, real_load = gb.train_baseline, loop.load_weights
+    real_train, real_load = gb.train_shared, loop.load_weights
 
-    def counting(desc, work_dir=None):
-        calls.append(desc["key"])
-        return real_train(desc, work_dir)
+    def counting(baseline, work_dir=None):
+        calls.append(baseline.key)
+        return real_train(baseline, work_dir)
 
     def recording(model, cfg, path):
         model = real_load(model, cfg, path)
@@ -59,16 +59,16 @@ def once(tmp_path_factory):
         return model
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gb, "train_baseline", counting)
+        mp.setattr(gb, "train_shared", counting)
         mp.setattr(loop, "load_weights", recording)
         out = tmp / "res"
-        df = run_grid(load_grid(path), out)
+        df = run_grid(plan_grid(load_grid(path)), out)
         ckpt = next((out / "baselines").glob("*/model.pt"))
         mtime = ckpt.stat().st_mtime_ns
-        run_grid(load_grid(path), out)  # everything done: nothing runs
+        run_grid(plan_grid(load_grid(path)), out)  # everything done: nothing runs
         for f in out.glob("*.jsonl"):  # the results go; the cached baseline stays
             f.unlink()
-        df2 = run_grid(load_grid(path), out)  # every cell again, the baseline from the cache
+        df2 = run_grid(plan_grid(load_grid(path)), out)  # every cell again, the baseline from the cache
     return {"df": df, "df2": df2, "calls": calls, "loaded": loaded, "ckpt": ckpt, "mtime": mtime, "path": path}
 
 
@@ -96,7 +96,7 @@ def test_finetuned_cell_starts_from_the_baseline_weights(once):
 
 
 def test_same_grid_and_seed_give_identical_mpjpe(once, tmp_path):
-    again = run_grid(load_grid(once["path"]), tmp_path / "again")
+    again = run_grid(plan_grid(load_grid(once["path"])), tmp_path / "again")
     a = once["df"].set_index("cell_id")["mpjpe_mm"]
     b = again.set_index("cell_id")["mpjpe_mm"].loc[a.index]
     assert (a.to_numpy() == b.to_numpy()).all()
@@ -107,14 +107,14 @@ def test_training_free_cell_with_parameters_is_refused_in_one_line(tmp_path, cap
     path = tmp_path / "g.yaml"
     path.write_text(grid_text(tmp_path, modes="[none]").replace("[strided]", "[mixste]"))
     with pytest.raises(GridError, match="parameter-free"):
-        load_grid(path)
+        plan_grid(load_grid(path))
     assert main(["run", str(path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "adds" in err[0]
     ok = grid_text(tmp_path, modes="[{none: {recoverers: [interpolation]}}]").replace("[strided]", "[mixste]")
     path.write_text(ok)
     cells = expand(load_grid(path))
-    assert [c["model"]["recoverer"] for c in cells if c["model"]["pruner"] != "none"] == ["interpolation"] * 2
+    assert [c.model.effective_recoverer for c in cells if c.model.pruned] == ["interpolation"] * 2
 
 
 @pytest.mark.parametrize("key", ["minutes: 1", "batch_size: 4"])
@@ -130,7 +130,8 @@ def test_killed_baseline_resumes_instead_of_restarting(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(grid_text(tmp_path / "cache", baseline_steps=40, checkpoint_every=4))
     out = tmp_path / "res"
-    code = f"from bench.grid import load_grid, run_grid; run_grid(load_grid({str(path)!r}), {str(out)!r})"
+    code = "from bench.grid import load_grid, plan_grid, run_grid\n"
+    code += f"run_grid(plan_grid(load_grid({str(path)!r})), {str(out)!r})"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
     state, step = None, 0
@@ -151,7 +152,7 @@ def test_killed_baseline_resumes_instead_of_restarting(tmp_path):
     assert state is not None and 4 <= step < 40, "the baseline finished before it could be killed"
     assert not (state.parent / "model.pt").exists()
     step = int(torch.load(state, weights_only=True)["step"])
-    df = run_grid(load_grid(path), out)
+    df = run_grid(plan_grid(load_grid(path)), out)
     info = json.loads((state.parent / "baseline.json").read_text())
     assert info["resumed_from"] == step and info["steps"] == 40
     assert (state.parent / "model.pt").is_file() and len(df) == 3
@@ -161,10 +162,10 @@ def test_by_backbone_gives_each_backbone_its_own_baseline_budget(tmp_path):
     path = tmp_path / "g.yaml"
     text = grid_text(tmp_path / "cache").replace("[strided]", "[strided, mhformer]")
     path.write_text(text + "by_backbone:\n  strided: {baseline: {steps: 7}}\n")
-    cells = [c for c in expand(load_grid(path)) if c["baseline"]]
-    steps = {c["model"]["backbone"]: c["baseline"]["train"]["steps"] for c in cells}
+    cells = [c for c in expand(load_grid(path)) if c.baseline]
+    steps = {c.model.backbone: c.baseline.train.steps for c in cells}
     assert steps == {"strided": 7, "mhformer": 4}  # the grid's baseline.steps (4) where nothing overrides it
-    keys = {c["model"]["backbone"]: c["baseline"]["key"] for c in cells}
+    keys = {c.model.backbone: c.baseline_key for c in cells}
     assert keys["strided"] != keys["mhformer"]
     path.write_text(text + "by_backbone:\n  strided: {baseline: {steps: -1}}\n")
     with pytest.raises(GridError, match=r"by_backbone\.strided\.baseline\.steps"):
@@ -174,7 +175,7 @@ def test_by_backbone_gives_each_backbone_its_own_baseline_budget(tmp_path):
 def test_every_measure_row_names_the_cells_baseline(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(grid_text(tmp_path / "cache").replace("measure: [accuracy]", "measure: [flops, accuracy]"))
-    df = run_grid(load_grid(path), tmp_path / "res")
+    df = run_grid(plan_grid(load_grid(path)), tmp_path / "res")
     assert len(df) == 3 and df["gflops"].gt(0).all() and df["mpjpe_mm"].gt(0).all()
     # the merged row keeps the key although the FLOPs task never waited for the baseline
     assert (df["baseline_key"].astype(str).str.len() == 12).all() and df["baseline_key"].nunique() == 1
@@ -186,16 +187,16 @@ def test_the_executors_map_trains_the_baselines(tmp_path):
     path.write_text(grid_text(tmp_path / "cache").replace("[strided]", "[strided, mhformer]"))
     mapped: list[list[str]] = []
 
-    class Recording:
-        def __call__(self, cells):
-            return local_executor(cells)
+    class Recording(LocalExecutor):
+        def run(self, tasks, baselines, note=None):
+            return (self.task(t) for t in prepare_baselines(tasks, baselines, self.map, note))
 
-        def map(self, fn, descs, dirs):
-            descs = list(descs)
-            mapped.append([d["key"] for d in descs])
-            return [fn(d, w) for d, w in zip(descs, dirs, strict=True)]
+        def map(self, fn, baselines, dirs):
+            baselines = list(baselines)
+            mapped.append([b.key for b in baselines])
+            return [fn(b, w) for b, w in zip(baselines, dirs, strict=True)]
 
-    df = run_grid(load_grid(path), tmp_path / "res", executor=Recording())
+    df = run_grid(plan_grid(load_grid(path)), tmp_path / "res", executor=Recording())
     assert len(mapped) == 1 and sorted(mapped[0]) == sorted(df["baseline_key"].unique())
     assert len(mapped[0]) == 2 and df["mpjpe_mm"].gt(0).all()
 
@@ -215,8 +216,8 @@ def test_each_seeds_row_names_its_own_baseline(tmp_path):
     path = tmp_path / "g.yaml"
     text = grid_text(tmp_path / "cache").replace("measure: [accuracy]", "measure: [flops, accuracy]")
     path.write_text(text.replace("pruners: [none, cluster, uniform]", "pruners: [none, cluster]\nseeds: [0, 1]"))
-    df = run_grid(load_grid(path), tmp_path / "res")
-    keys = {c["seed"]: c["baseline"]["key"] for c in expand(load_grid(path)) if c["baseline"]}
+    df = run_grid(plan_grid(load_grid(path)), tmp_path / "res")
+    keys = {c.seed: c.baseline_key for c in expand(load_grid(path)) if c.baseline}
     assert len(set(keys.values())) == 2  # each seed trains its own baseline
     assert len(df) == 4 and df.apply(lambda r: r["baseline_key"] == keys[r["seed"]], axis=1).all()
     for f in (tmp_path / "res").glob("flops-*.jsonl"):  # the stored copies too, not only the merged view

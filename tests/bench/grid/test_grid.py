@@ -30,9 +30,9 @@ def test_expansion_counts_and_dedups_baselines(grid_file):
     cells = expand(load_grid(grid_file))
     # per backbone: 1 baseline + 2 pruners x 2 recoverers x 1 x 1
     assert len(cells) == 2 * (1 + 4)
-    assert len({c["cell_id"] for c in cells}) == len(cells)
-    baselines = [c for c in cells if c["model"]["pruner"] == "none"]
-    assert [c["model"]["backbone"] for c in baselines] == ["mhformer", "mixste"]
+    assert len({c.id for c in cells}) == len(cells)
+    baselines = [c for c in cells if not c.model.pruned]
+    assert [c.model.backbone for c in baselines] == ["mhformer", "mixste"]
     assert expand(load_grid(grid_file)) == cells  # stable
 
 
@@ -43,7 +43,7 @@ def test_every_row_is_on_disk_before_the_next_cell(grid_file, tmp_path):
     def progress(row, i, n):
         seen.append(sum(len(f.read_text().splitlines()) for f in out.glob("flops-*.jsonl")))
 
-    df = run_grid(load_grid(grid_file), out, local_executor, progress=progress)
+    df = run_grid(plan_grid(load_grid(grid_file)), out, local_executor, progress=progress)
     assert seen == list(range(1, 9))
     assert len(df) == 8 and df["cell_id"].is_unique
 
@@ -58,18 +58,12 @@ def test_impossible_cells_are_skipped_with_their_reason(grid_file, tmp_path):
     assert mix.loc["mixste/tiny", "gflops"] > mix.loc["mixste/tiny cluster(9@1)+attention", "gflops"]
 
 
-def test_resume_runs_only_the_missing_cells(grid_file, tmp_path):
+def test_resume_runs_only_the_missing_cells(grid_file, tmp_path, counting):
     out = tmp_path / "r"
-    run_grid(load_grid(grid_file), out, limit=3)
+    run_grid(plan_grid(load_grid(grid_file)), out, limit=3)
     assert len(load_rows(out)) == 3
-    ran = []
-
-    def counting(cells):
-        ran.extend(c["cell_id"] for c in cells)
-        return local_executor(cells)
-
-    df = run_grid(load_grid(grid_file), out, counting)
-    assert len(ran) == 5 and len(df) == 8 and df["cell_id"].is_unique
+    df = run_grid(plan_grid(load_grid(grid_file)), out, counting)
+    assert len(counting.ran) == 5 and len(df) == 8 and df["cell_id"].is_unique
 
 
 def test_store_keeps_rows_when_columns_grow(tmp_path):
@@ -146,16 +140,16 @@ def test_by_backbone_axes_and_budgets(tmp_path):
     p = tmp_path / "bb.yaml"
     p.write_text(BY_BACKBONE)
     cells = expand(load_grid(p))
-    mix = [c for c in cells if c["model"]["backbone"] == "mixste" and c["model"]["pruner"] != "none"]
-    mhf = [c for c in cells if c["model"]["backbone"] == "mhformer" and c["model"]["pruner"] != "none"]
+    mix = [c for c in cells if c.model.backbone == "mixste" and c.model.pruned]
+    mhf = [c for c in cells if c.model.backbone == "mhformer" and c.model.pruned]
     # mixste: its own 2 x 2 sweep plus its hierarchical schedule; its train.steps, the grid's batch size
-    assert sorted(str((c["model"]["tokens"], c["model"]["depths"])) for c in mix) == sorted(
-        str(x) for x in [([9], [1]), ([9], [2]), ([13], [1]), ([13], [2]), ([18, 9], [1, 2])]
+    assert sorted(str((c.model.tokens, c.model.depths)) for c in mix) == sorted(
+        str(x) for x in [((9,), (1,)), ((9,), (2,)), ((13,), (1,)), ((13,), (2,)), ((18, 9), (1, 2))]
     )
-    assert {(c["train"]["steps"], c["train"]["batch_size"]) for c in mix} == {(7, 2)}
+    assert {(c.train.steps, c.train.batch_size) for c in mix} == {(7, 2)}
     # mhformer: the grid's tokens x depths, its own recoverer and batch size
-    assert [(c["model"]["tokens"], c["model"]["recoverer"]) for c in mhf] == [([9], "none")]
-    assert {(c["train"]["steps"], c["train"]["batch_size"]) for c in mhf} == {(5, 3)}
+    assert [(c.model.tokens, c.model.effective_recoverer) for c in mhf] == [((9,), "none")]
+    assert {(c.train.steps, c.train.batch_size) for c in mhf} == {(5, 3)}
     assert not plan_grid(load_grid(p)).skipped
 
 
@@ -185,26 +179,22 @@ def test_h36m_grid_plans_without_data_and_refuses_to_run_before_any_cell(tmp_pat
     grid = load_grid(p)  # no data.data_root: planning (and so --dry-run) works
     assert plan_grid(grid).cells
     with pytest.raises(GridError, match=r"data\.data_root: needed for data.source=h36m"):
-        run_grid(grid, tmp_path / "r", local_executor)
+        run_grid(plan_grid(grid), tmp_path / "r", local_executor)
     with pytest.raises(GridError, match=r"data_3d_h36m.npz does not exist"):
-        run_grid(load_grid(p, [f"data.data_root={tmp_path}"]), tmp_path / "r", local_executor)
+        run_grid(plan_grid(load_grid(p, [f"data.data_root={tmp_path}"])), tmp_path / "r", local_executor)
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.jsonl"))
-    df = run_grid(grid, tmp_path / "r", local_executor, only=["flops"], limit=1)  # FLOPs need no data
+    df = run_grid(plan_grid(grid), tmp_path / "r", local_executor, only=["flops"], limit=1)  # FLOPs need no data
     assert len(df) == 1 and "gflops" in df
 
 
-def test_seeds_share_one_flops_task(tmp_path):
+def test_seeds_share_one_flops_task(tmp_path, counting):
     p = tmp_path / "s.yaml"
     p.write_text(GRID.replace("presets: [tiny]", "presets: [tiny]\nseeds: [0, 1, 2]"))
-    ran: list[str] = []
-
-    def counting(cells):
-        ran.extend(c["cell_id"] for c in cells)
-        return local_executor(cells)
-
     models = len(plan_grid(load_grid(p)).cells) // 3
-    df = run_grid(load_grid(p), tmp_path / "r", counting)
-    assert models == 8 and len(df) == 3 * models and len(ran) == models  # one FLOPs count per model, not per seed
+    df = run_grid(plan_grid(load_grid(p)), tmp_path / "r", counting)
+    assert (
+        models == 8 and len(df) == 3 * models and len(counting.ran) == models
+    )  # one FLOPs count per model, not per seed
     assert df.groupby(["label"])["gflops"].nunique().eq(1).all() and sorted(set(df["seed"])) == [0, 1, 2]
 
 
@@ -271,11 +261,11 @@ measure: [flops]
 
 def _points(cells, pruner, mode, recoverer=None):
     return sorted(
-        (tuple(c["model"]["tokens"]), tuple(c["model"]["depths"]))
+        (c.model.tokens, c.model.depths)
         for c in cells
-        if c["model"]["pruner"] == pruner
-        and c["train"]["mode"] == mode
-        and (recoverer is None or c["model"]["recoverer"] == recoverer)
+        if c.model.pruner == pruner
+        and c.train.mode == mode
+        and (recoverer is None or c.model.effective_recoverer == recoverer)
     )
 
 
@@ -289,7 +279,7 @@ def test_a_mode_entry_may_carry_its_own_token_plan(tmp_path):
     assert _points(cells, "uniform", "finetune") == [((9,), (1,))]  # one point, not the sweep
     # an entry naming depths only keeps the grid's tokens
     assert _points(cells, "cluster", "none") == [((3,), (1,)), ((9,), (1,)), ((18,), (1,))]
-    assert len([c for c in cells if c["model"]["pruner"] == "none"]) == 1
+    assert len([c for c in cells if not c.model.pruned]) == 1
 
 
 def test_a_mode_entry_with_a_bad_schedule_is_one_line(tmp_path):
@@ -308,7 +298,7 @@ def test_quick_grid_is_a_small_ablation_with_a_front_per_backbone():
     assert not plan.skipped
     cells = plan.cells
     for backbone in ("mixste", "motionbert", "mhformer", "strided"):
-        mine = [c for c in cells if c["model"]["backbone"] == backbone]
+        mine = [c for c in cells if c.model.backbone == backbone]
         one_shot = [p for p in _points(mine, "cluster", "finetune") if len(p[0]) == 1]
         tokens, depths = {p[0] for p in one_shot}, {p[1] for p in one_shot}
         assert len(tokens) >= 3 and len(depths) >= 2 and len(one_shot) == len(tokens) * len(depths), backbone

@@ -14,7 +14,7 @@ ray = pytest.importorskip("ray")
 
 import torch  # noqa: E402
 
-from bench.grid import load_grid, local_executor, run_grid  # noqa: E402
+from bench.grid import load_grid, local_executor, plan_grid, run_grid  # noqa: E402
 from bench.grid.executors import RayExecutor, ray_executor, task_resources  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a Ray instance takes ~10 s to start on 2 busy cores
@@ -51,10 +51,10 @@ def local_ray():
                 os.environ[k] = v
 
 
-def with_pid(cell, baseline_state=None):
-    from bench.grid.executors import run_task
+def with_pid(task, baseline_state=None):
+    from bench.grid.cell import run_cell
 
-    row = run_task(cell, baseline_state)
+    row = run_cell(task, baseline_state)
     row["pid"] = os.getpid()
     return row
 
@@ -63,8 +63,8 @@ def test_ray_rows_equal_local_rows(local_ray, tmp_path):
     grid_file = tmp_path / "r.yaml"
     grid_file.write_text(GRID)
     grid = load_grid(grid_file)
-    local = run_grid(grid, tmp_path / "local", local_executor)
-    remote = run_grid(grid, tmp_path / "ray", RayExecutor(task=with_pid), remote=True)
+    local = run_grid(plan_grid(grid), tmp_path / "local", local_executor)
+    remote = run_grid(plan_grid(grid), tmp_path / "ray", RayExecutor(task=with_pid), remote=True)
     assert len(local) == 2 * (1 + 2) and not local["error"].astype(bool).any()
     assert set(remote["pid"]) and os.getpid() not in set(remote["pid"])  # the cells ran in Ray workers
     a = local[MEASURE_COLUMNS].sort_values("cell_id").reset_index(drop=True)
@@ -75,18 +75,18 @@ def test_ray_rows_equal_local_rows(local_ray, tmp_path):
 
 
 # ---- baselines as task dependencies --------------------------------------------------------------
-def fake_train_baseline(desc, work_dir=None):
+def fake_train_baseline(baseline, work_dir=None):
     """A baseline 'trained' in a worker: its weights carry its seed, so a cell can tell which one it got."""
-    return {"w": torch.full((3,), float(desc["seed"])), "pid": torch.tensor(os.getpid())}
+    return {"w": torch.full((3,), float(baseline.seed)), "pid": torch.tensor(os.getpid())}
 
 
-def refuse_to_train(desc, work_dir=None):
+def refuse_to_train(baseline, work_dir=None):
     raise AssertionError("a cached baseline was trained again")
 
 
-def cell_reading_baseline(cell, baseline_state=None):
+def cell_reading_baseline(task, baseline_state=None):
     got = None if baseline_state is None else float(baseline_state["w"].sum())
-    return {"cell_id": cell["cell_id"], "measure": cell["measure"][0], "error": "", "baseline_sum": got}
+    return {"cell_id": task.cell.id, "measure": task.measure, "error": "", "baseline_sum": got}
 
 
 class DictCache:
@@ -106,48 +106,63 @@ class DictCache:
         self.states[key] = state
 
 
-def _cells():
-    def cell(cid, measure, key=None, seed=0):
-        base = None if key is None else {"key": key, "model": {}, "train": {}, "data": {}, "seed": seed}
-        return {"cell_id": cid, "measure": [measure], "model": model, "speed": {}, "train": {}, "baseline": base}
+def _tasks():
+    """Tasks a..d: a and b share baseline k0 (seed 0), c needs k1 (seed 2), d is c's FLOPs."""
+    from bench.config import DataConfig, ModelConfig, TrainConfig
+    from bench.grid import Baseline, Cell, Task
 
-    from bench.config import ModelConfig
+    model = ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1)
 
-    model = ModelConfig.create("mixste", "tiny").to_dict()
+    def task(measure, seed, pruner_k):
+        base = Baseline(model.baseline(), TrainConfig(steps=1, seed=seed), DataConfig())
+        cfg = model.replace(pruner_options=(("k", pruner_k),))
+        return Task(Cell(cfg, TrainConfig(mode="finetune", seed=seed), baseline=base), measure)
 
-    return [
-        cell("a", "accuracy", "k0", 0),
-        cell("b", "accuracy", "k0", 0),
-        cell("c", "accuracy", "k1", 2),
-        cell("d", "flops", "k1", 2),  # a FLOPs task never waits for a baseline
-    ]
+    tasks = {"a": task("accuracy", 0, 2), "b": task("accuracy", 0, 3), "c": task("accuracy", 2, 2)}
+    tasks["d"] = task("flops", 2, 2)  # a FLOPs task never waits for a baseline
+    return tasks
+
+
+def _names(tasks, rows):
+    by_id = {t.cell.id + t.measure: name for name, t in tasks.items()}
+    return {by_id[r["cell_id"] + r["measure"]]: r for r in rows}
 
 
 def test_baselines_are_task_dependencies_saved_by_the_driver(local_ray, tmp_path):
-    cache = DictCache(tmp_path)
-    ex = RayExecutor(task=cell_reading_baseline, train_baseline=fake_train_baseline, cache_factory=lambda _: cache)
-    rows = {r["cell_id"]: r for r in ex(_cells(), baseline_root=tmp_path)}
+    cache, tasks = DictCache(tmp_path), _tasks()
+    k0, k1 = tasks["a"].cell.baseline_key, tasks["c"].cell.baseline_key
+    ex = RayExecutor(task=cell_reading_baseline, train_baseline=fake_train_baseline)
+    rows = _names(tasks, ex.run(list(tasks.values()), cache))
     assert {k: r["baseline_sum"] for k, r in rows.items()} == {"a": 0.0, "b": 0.0, "c": 6.0, "d": None}
-    assert sorted(cache.saves) == ["k0", "k1"]  # one training per key, each saved once, by the driver
-    assert int(cache.states["k1"]["pid"]) != os.getpid()  # trained in a worker
+    assert sorted(cache.saves) == sorted([k0, k1])  # one training per key, each saved once, by the driver
+    assert int(cache.states[k1]["pid"]) != os.getpid()  # trained in a worker
     # a second run finds both in the cache: nothing trains again
-    again = RayExecutor(task=cell_reading_baseline, train_baseline=refuse_to_train, cache_factory=lambda _: cache)
-    rows = {r["cell_id"]: r for r in again(_cells(), baseline_root=tmp_path)}
+    again = RayExecutor(task=cell_reading_baseline, train_baseline=refuse_to_train)
+    rows = _names(tasks, again.run(list(tasks.values()), cache))
     assert rows["c"]["baseline_sum"] == 6.0 and not any(r["error"] for r in rows.values())
-    assert sorted(cache.saves) == ["k0", "k1"]
+    assert sorted(cache.saves) == sorted([k0, k1])
 
 
 def test_a_failed_baseline_makes_its_cells_error_rows(local_ray, tmp_path):
-    cache = DictCache(tmp_path)
-    ex = RayExecutor(task=cell_reading_baseline, train_baseline=refuse_to_train, cache_factory=lambda _: cache)
-    rows = {r["cell_id"]: r for r in ex(_cells()[:3], baseline_root=tmp_path)}
+    cache, tasks = DictCache(tmp_path), _tasks()
+    ex = RayExecutor(task=cell_reading_baseline, train_baseline=refuse_to_train)
+    rows = _names(tasks, ex.run([tasks[k] for k in "abc"], cache))
     assert all("AssertionError" in r["error"] or "a cached baseline" in r["error"] for r in rows.values())
     assert cache.saves == []
 
 
 def test_task_resources_declare_cpus_and_a_gpu_for_cuda_speed():
-    cell = {"measure": ["speed"], "speed": {"device": "cuda", "threads": 4}, "train": {"threads": 2}}
-    assert task_resources(cell) == {"num_cpus": 4.0, "num_gpus": 1.0}
-    assert task_resources({**cell, "measure": ["accuracy"]}) == {"num_cpus": 2.0, "num_gpus": 0.0}
-    assert task_resources({**cell, "measure": ["flops"]}, cpus_per_task=1.5) == {"num_cpus": 1.5, "num_gpus": 0.0}
+    import dataclasses
+
+    from bench.config import SpeedConfig, TrainConfig
+
+    task = _tasks()["a"]
+    cell = dataclasses.replace(task.cell, speed=SpeedConfig(device="cuda", threads=4), train=TrainConfig(threads=2))
+    speed = dataclasses.replace(task, cell=cell, measure="speed")
+    assert task_resources(speed) == {"num_cpus": 4.0, "num_gpus": 1.0}
+    assert task_resources(dataclasses.replace(speed, measure="accuracy")) == {"num_cpus": 2.0, "num_gpus": 0.0}
+    assert task_resources(dataclasses.replace(speed, measure="flops"), cpus_per_task=1.5) == {
+        "num_cpus": 1.5,
+        "num_gpus": 0.0,
+    }
     assert isinstance(ray_executor(), RayExecutor)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.config import ModelConfig
-from bench.grid import load_grid, run_grid
+from bench.grid import load_grid, plan_grid, run_grid
 from bench.grid.speed_groups import group_key, speed_groups
 
 GRID = """name: sg
@@ -27,15 +27,15 @@ def test_cells_are_timed_interleaved_with_their_baseline_and_carry_a_paired_spee
     cluster = ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1)
     uniform = ModelConfig.create("mixste", "tiny", "uniform", None, 9, 1)
     sbase = ModelConfig.create("strided", "tiny")
-    ms = {base.cell_id(): 10.0, cluster.cell_id(): 5.0, uniform.cell_id(): 4.0, sbase.cell_id(): 8.0}
+    ms = {base.model_id(): 10.0, cluster.model_id(): 5.0, uniform.model_id(): 4.0, sbase.model_id(): 8.0}
     calls: list[str] = []
 
     def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
         calls.append(key)
         return ms.get(key, 2.0) * (1 + len(calls) // 5)  # the machine slows down as the run goes on
 
-    df = run_grid(load_grid(path), tmp_path / "r", speed_clock=clock).set_index("label")
-    b, c, u = base.cell_id(), cluster.cell_id(), uniform.cell_id()
+    df = run_grid(plan_grid(load_grid(path)), tmp_path / "r", speed_clock=clock).set_index("label")
+    b, c, u = base.model_id(), cluster.model_id(), uniform.model_id()
     mixste_calls = [k for k in calls if k in (b, c, u)]
     # warm-up then 4 rounds, each holding the baseline and both variants once (the start rotates)
     assert mixste_calls[:3] == [b, c, u] and len(mixste_calls) == 3 * 5
@@ -51,8 +51,11 @@ def test_cells_are_timed_interleaved_with_their_baseline_and_carry_a_paired_spee
 
 
 def test_groups_split_by_backbone_preset_and_protocol():
-    def task(backbone: str, iters: int) -> dict:
-        return {"model": {"backbone": backbone, "preset": "tiny", "overrides": {}}, "speed": {"iters": iters}}
+    from bench.config import SpeedConfig
+    from bench.grid import Cell, Task
+
+    def task(backbone: str, iters: int) -> Task:
+        return Task(Cell(ModelConfig.create(backbone, "tiny"), speed=SpeedConfig(iters=iters)), "speed")
 
     tasks = [task("mixste", 5), task("strided", 5), task("mixste", 5), task("mixste", 9)]
     groups = speed_groups(tasks)
@@ -61,17 +64,14 @@ def test_groups_split_by_backbone_preset_and_protocol():
 
 
 def test_a_cell_timed_alone_keeps_the_grids_precision_and_the_group_columns():
+    from bench.config import SpeedConfig
+    from bench.grid import Cell, Task
     from bench.grid.cell import run_cell
-    from bench.grid.speed_groups import SPEED_FIELDS
+    from bench.rows import SPEED_FIELDS
 
     cfg = ModelConfig.create("strided", "tiny", "uniform", None, 9, 1)
-    cell = {
-        "cell_id": "x",
-        "model": cfg.to_dict(),
-        "measure": ["speed"],
-        "speed": {"warmup": 0, "iters": 2, "threads": 1, "precision": "bf16"},
-    }
-    row = run_cell(cell)
+    speed = SpeedConfig(warmup=0, iters=2, threads=1, precision="bf16")
+    row = run_cell(Task(Cell(cfg, speed=speed), "speed"))
     assert row["error"] == "" and row["precision"] == "bf16" and row["threads"] == 1 and row["fps"] > 0
     assert {"latency_ms", "latency_iqr_ms", "speed_batch", "device_name"} <= set(row)
     assert set(row) & set(SPEED_FIELDS.values()) <= set(SPEED_FIELDS.values())
@@ -86,13 +86,13 @@ def test_speed_rows_carry_latency_and_throughput_with_its_batch(tmp_path):
     path.write_text(GRID.replace("backbones: [mixste, strided]", "backbones: [mixste]"))
     base = ModelConfig.create("mixste", "tiny")
     cluster = ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1)
-    ms = {base.cell_id(): 10.0, cluster.cell_id(): 8.0}  # batch 1: 1.25x
-    ms |= {f"{base.cell_id()}:throughput": 400.0, f"{cluster.cell_id()}:throughput": 200.0}  # throughput: 2x
+    ms = {base.model_id(): 10.0, cluster.model_id(): 8.0}  # batch 1: 1.25x
+    ms |= {f"{base.model_id()}:throughput": 400.0, f"{cluster.model_id()}:throughput": 200.0}  # throughput: 2x
 
     def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
         return ms.get(key, 5.0)
 
-    df = run_grid(load_grid(path), tmp_path / "r", speed_clock=clock).set_index("label")
+    df = run_grid(plan_grid(load_grid(path)), tmp_path / "r", speed_clock=clock).set_index("label")
     tb = get_backbone_spec("mixste").preset("tiny").throughput_batch
     assert tb > 1 and (df["throughput_batch"] == tb).all() and (df["speed_batch"] == 1).all()
     row = df.loc[cluster.label()]

@@ -52,23 +52,15 @@ def test_append_is_linear(tmp_path):
     assert len(load_rows(tmp_path / "s10000")) == 10_000
 
 
-def test_truncated_last_row_reruns_only_that_cell(grid_file, tmp_path):
+def test_truncated_last_row_reruns_only_that_cell(grid_file, tmp_path, counting):
     out = tmp_path / "r"
-    df = run_grid(load_grid(grid_file), out)
+    df = run_grid(plan_grid(load_grid(grid_file)), out)
     assert len(df) == 5
     f = next(out.glob("flops-*.jsonl"))
     data = f.read_bytes()
     f.write_bytes(data[: len(data) - 40])  # a kill in the middle of the last row
-    ran = []
-
-    def counting(cells):
-        from bench.grid import local_executor
-
-        ran.extend(c["cell_id"] for c in cells)
-        return local_executor(cells)
-
-    df2 = run_grid(load_grid(grid_file), out, counting)
-    assert len(ran) == 1 and len(df2) == 5 and df2["cell_id"].is_unique
+    df2 = run_grid(plan_grid(load_grid(grid_file)), out, counting)
+    assert len(counting.ran) == 1 and len(df2) == 5 and df2["cell_id"].is_unique
     assert set(df2["cell_id"]) == set(df["cell_id"])
 
 
@@ -106,29 +98,37 @@ def test_second_concurrent_run_is_refused(grid_file, tmp_path):
 
 
 def test_lock_is_released_and_rows_are_read_back(grid_file, tmp_path):
-    run_grid(load_grid(grid_file), tmp_path / "a", limit=2)
+    run_grid(plan_grid(load_grid(grid_file)), tmp_path / "a", limit=2)
     with ResultStore(tmp_path / "a") as s:  # the lock was released
         assert s.tag
     df = load_rows(tmp_path / "a")
     assert len(df) == 2 and df["tokens"].map(type).eq(list).all() and df["gflops"].dtype == float
 
 
-def test_abort_in_a_worker_becomes_an_error_row(monkeypatch):
+def _flops_tasks(seeds):
+    from bench.config import ModelConfig, TrainConfig
+    from bench.grid import Cell, Task
+
+    model = ModelConfig.create("mixste", "tiny")
+    return [Task(Cell(model, TrainConfig(seed=s)), "flops") for s in seeds]
+
+
+def test_abort_in_a_worker_becomes_an_error_row(monkeypatch, tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     import faulty
 
+    from bench.grid.baselines import BaselineCache
     from bench.grid.executors import process_executor
 
-    cells = [
-        {"cell_id": c, "measure": ["flops"], "seed": 0, "model": {"backbone": "mixste", "preset": "tiny"}}
-        for c in ("a", "boom", "b", "c")
-    ]
-    rows = list(process_executor(2, task=faulty.abort_or_row)(cells))
+    tasks = _flops_tasks([0, faulty.BOOM, 1, 2])
+    rows = list(process_executor(2, task=faulty.abort_or_row).run(tasks, BaselineCache(tmp_path)))
     by = {r["cell_id"]: r for r in rows}
-    assert sorted(by) == ["a", "b", "boom", "c"] and len(rows) == 4
-    assert "WorkerDied" in by["boom"]["error"] and "SIGABRT" in by["boom"]["error"]
-    assert all(by[c]["error"] == "" for c in "abc")
+    ids = [t.cell.id for t in tasks]
+    assert sorted(by) == sorted(ids) and len(rows) == 4
+    assert "WorkerDied" in by[ids[1]]["error"] and "SIGABRT" in by[ids[1]]["error"]
+    assert by[ids[1]]["seed"] == faulty.BOOM and by[ids[1]]["measure"] == "flops"  # the cell's identity
+    assert all(by[c]["error"] == "" for c in ids[:1] + ids[2:])
 
 
 @pytest.mark.slow
@@ -137,9 +137,12 @@ def test_no_orphan_workers_after_kill_9(tmp_path):
     pids.mkdir()
     script = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import faulty\n"
+        "from bench.config import ModelConfig, TrainConfig\n"
+        "from bench.grid import Cell, Task\n"
+        "from bench.grid.baselines import BaselineCache\n"
         "from bench.grid.executors import process_executor\n"
-        "cells = [{'cell_id': str(i), 'measure': ['flops']} for i in range(2)]\n"
-        "list(process_executor(2, task=faulty.sleep_forever)(cells))\n"
+        "tasks = [Task(Cell(ModelConfig.create('mixste', 'tiny'), TrainConfig(seed=i)), 'flops') for i in range(2)]\n"
+        f"list(process_executor(2, task=faulty.sleep_forever).run(tasks, BaselineCache({str(tmp_path)!r})))\n"
     )
     p = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "FAULTY_PIDS": str(pids)})
     deadline = time.time() + 120
@@ -220,9 +223,9 @@ def test_set_reaches_every_axis_and_the_cell_id(grid_file):
         ["pruners=[cluster]", "pruner_options.cluster.k=[1, 3]", "backbone_options.mixste.depth=[2]", "tokens=[9]"],
     )
     plan = plan_grid(g)
-    labels = sorted(c["model"]["pruner_options"]["k"] for c in plan.cells)
-    assert labels == [1, 3] and len({c["cell_id"] for c in plan.cells}) == 2
-    assert all(c["model"]["overrides"] == {"depth": 2} for c in plan.cells)
+    labels = sorted(dict(c.model.pruner_options)["k"] for c in plan.cells)
+    assert labels == [1, 3] and len({c.id for c in plan.cells}) == 2
+    assert all(dict(c.model.overrides) == {"depth": 2} for c in plan.cells)
 
 
 def test_impossible_combinations_are_skipped_not_errors(tmp_path):
@@ -236,14 +239,14 @@ def test_impossible_combinations_are_skipped_not_errors(tmp_path):
 
 
 def test_adding_a_measure_runs_only_that_measure(grid_file, tmp_path):
-    run_grid(load_grid(grid_file), tmp_path / "t")
+    run_grid(plan_grid(load_grid(grid_file)), tmp_path / "t")
     ran = []
 
     def progress(row, i, n):
         ran.append(row["measure"])
 
     grid = load_grid(grid_file, ["measure=[flops, speed]", "speed.iters=1", "speed.warmup=0"])
-    df = run_grid(grid, tmp_path / "t", progress=progress)
+    df = run_grid(plan_grid(grid), tmp_path / "t", progress=progress)
     assert ran == ["speed"] * 5 and df["fps"].gt(0).all() and df["gflops"].gt(0).all()
 
 
@@ -263,14 +266,14 @@ def test_grid_file_bytes_and_paths_are_one_line_errors(tmp_path):
 
 def test_error_rows_and_result_rows_carry_the_same_identity():
     """A row a dead worker could not return has every identity column a measured row has, with equal values."""
-    from bench.config import ModelConfig
-    from bench.grid.cell import identity_row, run_cell
-    from bench.grid.executors import error_row
+    from bench.config import ModelConfig, TrainConfig
+    from bench.grid.cell import Baseline, Cell, Task, error_row, identity_row, run_cell
 
     cfg = ModelConfig.create("strided", "tiny", "cluster", None, 9, 1)
-    cell = {"cell_id": "x", "measure": ["flops"], "seed": 2, "model": cfg.to_dict(), "train": {"mode": "finetune"}}
-    ok, err = run_cell(cell), error_row(cell, "WorkerDied: SIGKILL")
-    identity = set(identity_row(cell)) - {"error"}
-    assert identity <= set(err) and {"train_mode", "baseline_key", "torch"} <= identity
+    base = Baseline(cfg.baseline(), TrainConfig(steps=1, seed=2), Cell(cfg).data)
+    task = Task(Cell(cfg, TrainConfig(mode="finetune", seed=2), baseline=base), "flops")
+    ok, err = run_cell(task), error_row(task, "WorkerDied: SIGKILL")
+    identity = set(identity_row(task)) - {"error"}
+    assert identity <= set(err) and {"train_mode", "baseline_key", "torch", "measure", "key"} <= identity
     assert {k: err[k] for k in identity} == {k: ok[k] for k in identity}
-    assert err["error"].startswith("WorkerDied") and ok["error"] == ""
+    assert err["error"].startswith("WorkerDied") and ok["error"] == "" and ok["baseline_key"] == base.key

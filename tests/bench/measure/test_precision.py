@@ -115,11 +115,11 @@ def test_speed_step_runs_under_the_requested_autocast(monkeypatch: pytest.Monkey
         return spy
 
     monkeypatch.setattr(S, "make_step", make_step)
-    r = S.measure_speed(TINY, warmup=1, iters=2, threads=1, precision="bf16", throughput_batch=1)
+    r = S.measure_speed(TINY, SpeedConfig(warmup=1, iters=2, threads=1, precision="bf16", throughput_batch=1))
     assert r.ok and r.precision == "bf16" and r.env["precision"] == "bf16"
     assert len(seen) == 1 + 1 + 2 and all(on and dt == torch.bfloat16 for on, dt in seen)
     seen.clear()
-    r = S.measure_speed(TINY, warmup=0, iters=1, threads=1)
+    r = S.measure_speed(TINY, SpeedConfig(warmup=0, iters=1, threads=1))
     assert r.precision == "fp32" and seen and not any(on for on, _ in seen)
     with pytest.raises(ConfigError, match=r"^speed\.precision: fp16"):
-        S.measure_speed(TINY, iters=1, precision="fp16")
+        S.measure_speed(TINY, SpeedConfig().replace(iters=1, precision="fp16"))

@@ -34,7 +34,7 @@ def _finite_positive(*xs: float) -> bool:
 
 def test_measure_speed_tiny_mixste_consistent() -> None:
     before = torch.get_num_threads()
-    r = S.measure_speed(TINY, batch=2, warmup=1, iters=6, threads=1)
+    r = S.measure_speed(TINY, SpeedConfig(batch=2, warmup=1, iters=6, threads=1))
     assert torch.get_num_threads() == before  # restored
     assert r.ok and r.error is None
     assert r.threads == 1 and r.env["threads"] == 1 and r.iters == 6 and r.warmup == 1
@@ -59,24 +59,27 @@ def test_measure_speed_tiny_mixste_consistent() -> None:
 
 
 def test_flip_doubles_the_work_per_call() -> None:
-    plain = S.measure_speed(TINY, warmup=0, iters=2, threads=1)
-    flip = S.measure_speed(TINY, warmup=0, iters=2, threads=1, flip=True)
+    plain = S.measure_speed(TINY, SpeedConfig(warmup=0, iters=2, threads=1))
+    flip = S.measure_speed(TINY, SpeedConfig(warmup=0, iters=2, threads=1), flip=True)
     assert flip.flip and flip.gflops_per_call == pytest.approx(2 * plain.gflops_per_call)
     assert flip.frames_per_call == plain.frames_per_call == 27
 
 
-def test_flip_input_swaps_sides_and_negates_x() -> None:
-    x = torch.randn(1, 2, 17, 2)
-    f = S.flip_input(x)
-    assert torch.equal(f[:, :, 4, 0], -x[:, :, 1, 0]) and torch.equal(f[:, :, 1, 1], x[:, :, 4, 1])
-    assert torch.equal(f[:, :, 0, 0], -x[:, :, 0, 0])
-    assert torch.equal(S.flip_input(f), x)
+def test_a_flipped_step_averages_the_test_time_flip() -> None:
+    from bench.data import JOINTS_LEFT, JOINTS_RIGHT, flip_pose
+
+    model = TINY.build().eval()
+    x = torch.randn(1, 27, 17, 2)
+    with torch.inference_mode():
+        got = S.make_step(model, x, flip=True)()
+        want = (model(x) + flip_pose(model(flip_pose(x, JOINTS_LEFT, JOINTS_RIGHT)), JOINTS_LEFT, JOINTS_RIGHT)) / 2
+        assert torch.allclose(got, want) and not torch.allclose(got, model(x))
 
 
 @pytest.mark.skipif("cluster" not in PRUNERS, reason="strategies' cluster pruner not registered")
 def test_seq2frame_fps_counts_one_frame_per_clip() -> None:
     cfg = ModelConfig.create("mixste", "tiny", pruner="cluster", recoverer="none", tokens=9, depths=3)
-    r = S.measure_speed(cfg, batch=3, warmup=1, iters=3, threads=1)
+    r = S.measure_speed(cfg, SpeedConfig(batch=3, warmup=1, iters=3, threads=1))
     assert r.ok and r.frames_per_call == 3
     assert r.fps == pytest.approx(r.clips_per_s)
 
@@ -103,7 +106,7 @@ def _oom_above(limit: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_oom_halves_the_batch_and_records_it(monkeypatch: pytest.MonkeyPatch) -> None:
     tried = _oom_above(2, monkeypatch)
-    r = S.measure_speed(TINY, batch=8, warmup=1, iters=3, threads=1)
+    r = S.measure_speed(TINY, SpeedConfig(batch=8, warmup=1, iters=3, threads=1))
     assert tried == [8, 4, 2]
     assert r.ok and r.batch_requested == 8 and r.batch == 2
     assert r.oom_retries == 2 and r.oom_batches == [8, 4]
@@ -112,7 +115,7 @@ def test_oom_halves_the_batch_and_records_it(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_oom_at_batch_one_is_a_row_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     _oom_above(0, monkeypatch)
-    r = S.measure_speed(TINY, batch=2, warmup=1, iters=3, threads=1)
+    r = S.measure_speed(TINY, SpeedConfig(batch=2, warmup=1, iters=3, threads=1))
     assert not r.ok and r.error is not None and "out of memory" in r.error
     assert r.batch == 0 and r.oom_batches == [2, 1]
     assert math.isnan(r.latency_ms_median)
@@ -127,7 +130,7 @@ def test_non_oom_errors_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(S, "make_step", make_step)
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        S.measure_speed(TINY, warmup=0, iters=1)
+        S.measure_speed(TINY, SpeedConfig(warmup=0, iters=1))
 
 
 def test_is_oom() -> None:
@@ -158,7 +161,7 @@ def test_num_threads_context_restores() -> None:
 
 def test_compare_speed_interleaves_and_keeps_order() -> None:
     small = ModelConfig.create("mixste", "tiny", overrides={"depth": 2})
-    res = S.compare_speed([TINY, small], warmup=1, iters=4, threads=1)
+    res = S.compare_speed([TINY, small], SpeedConfig(warmup=1, iters=4, threads=1))
     assert [r.label for r in res] == [TINY.label(), small.label()]
     assert all(r.ok and len(r.latency_ms) == 4 for r in res)
     assert res[0].gflops_per_call > res[1].gflops_per_call
@@ -169,7 +172,7 @@ def test_cuda_request_without_gpu_is_clear() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match=r"^speed\.device: 'cuda' requested but CUDA is not available"):
-        S.measure_speed(TINY, device="cuda", iters=1)
+        S.measure_speed(TINY, SpeedConfig(device="cuda", iters=1))
 
 
 def test_environment_and_tag() -> None:
@@ -186,14 +189,14 @@ def test_speedup_rows_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(c.depths[0] in range(1, 4) for _, c in variants)
     _, paper_vars = configs_for("mixste", "paper")
     assert [(c.tokens, c.depths) for _, c in paper_vars] == [((81,), (3,)), ((61,), (7,))]
-    rows = run_speedup(["mixste"], preset="tiny", warmup=1, iters=2, threads=1)
+    rows = run_speedup(["mixste"], preset="tiny", speed=SpeedConfig(warmup=1, iters=2, threads=1))
     assert len(rows) == 2 and all(r["error"] is None for r in rows)
     for r in rows:
         assert _finite_positive(
-            r["speedup_median"], r["speedup_paired"], r["flops_ratio_paper"], r["flops_ratio_all_matmul"]
+            r["speedup"], r["speedup_of_medians"], r["flops_ratio_paper"], r["flops_ratio_all_matmul"]
         )
         assert r["flops_ratio_paper"] > 1 and r["flops_ratio_all_matmul"] > 1
-        assert r["speedup_over_flops_paper"] == pytest.approx(r["speedup_median"] / r["flops_ratio_paper"])
+        assert r["speedup_over_flops_paper"] == pytest.approx(r["speedup"] / r["flops_ratio_paper"])
     assert "speedup" in format_rows(rows)
     argv = ["speedup", "--preset", "tiny", "--backbone", "mixste", "--warmup", "0", "--iters", "1", "--format", "json"]
     assert main(argv) == 0
@@ -211,7 +214,7 @@ def _group_cfgs() -> tuple[ModelConfig, ModelConfig, ModelConfig]:
 
 def test_group_times_baseline_and_variants_interleaved_with_an_injected_clock() -> None:
     base, v1, v2 = _group_cfgs()
-    ms = {base.cell_id(): 10.0, v1.cell_id(): 5.0, v2.cell_id(): 20.0}
+    ms = {base.model_id(): 10.0, v1.model_id(): 5.0, v2.model_id(): 20.0}
     calls: list[str] = []
     rounds = {"n": 0}
 
@@ -223,12 +226,12 @@ def test_group_times_baseline_and_variants_interleaved_with_an_injected_clock() 
 
     speed = SpeedConfig(warmup=2, iters=4, threads=1, throughput_batch=1)  # one batch: latency calls only
     rows = S.measure_speed_group(base, [v1, v2, base], speed, clock=clock)  # the baseline twice: timed once
-    b, x, y = base.cell_id(), v1.cell_id(), v2.cell_id()
+    b, x, y = base.model_id(), v1.model_id(), v2.model_id()
     assert list(rows) == [b, x, y]
     # 2 warm-up rounds in order, then 4 timed rounds whose start rotates: no model always follows another
     assert calls == [b, x, y] * 2 + [b, x, y, x, y, b, y, b, x, b, x, y]
     assert [rows[k]["label"] for k in (b, x, y)] == [base.label(), v1.label(), v2.label()]
-    assert rows[b]["is_baseline"] and not rows[x]["is_baseline"] and rows[x]["baseline_cell_id"] == b
+    assert rows[b]["is_baseline"] and not rows[x]["is_baseline"] and rows[x]["baseline_model_id"] == b
     # per-round ratios cancel the drift exactly: base/v1 = 2, base/v2 = 0.5 in every round
     assert rows[b]["speedup"] == 1.0 and rows[b]["speedup_iqr"] == 0.0
     assert rows[x]["speedup"] == pytest.approx(2.0) and rows[x]["speedup_iqr"] == pytest.approx(0.0)
@@ -266,13 +269,13 @@ def test_group_oom_variant_has_no_speedup() -> None:
     big = ModelConfig.create("mixste", "tiny", overrides={"depth": 2})
 
     def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
-        if key == big.cell_id():
+        if key == big.model_id():
             raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
         return 1.0
 
     rows = S.measure_speed_group(base, [big], SpeedConfig(warmup=0, iters=3, threads=1), clock=clock)
-    assert rows[base.cell_id()]["speedup"] == 1.0
-    bad = rows[big.cell_id()]
+    assert rows[base.model_id()]["speedup"] == 1.0
+    bad = rows[big.model_id()]
     assert bad["error"] and "out of memory" in bad["error"] and math.isnan(bad["speedup"])
 
 
@@ -305,7 +308,7 @@ def test_cuda_protocol_events_precision_and_environment() -> None:
 
 def test_round_robin_times_one_model_in_two_precisions() -> None:
     a, b = S.time_round_robin([TINY, TINY], SpeedConfig(warmup=0, iters=2, threads=1), precisions=["fp32", "bf16"])
-    assert (a.precision, b.precision) == ("fp32", "bf16") and a.cell_id == b.cell_id
+    assert (a.precision, b.precision) == ("fp32", "bf16") and a.model_id == b.model_id
     assert a.env["precision"] == "fp32" and b.env["precision"] == "bf16"
     with pytest.raises(ConfigError, match=r"^speed\.precision: fp16"):
         S.time_round_robin([TINY], SpeedConfig(iters=1), precisions=["fp16"])
@@ -317,8 +320,8 @@ def test_group_times_latency_and_throughput_in_the_same_rounds() -> None:
     """Each round times every configuration at batch 1 and at the throughput batch; each figure has its own
     paired speedup, and a row names the batch its throughput was timed at."""
     base, v1, _ = _group_cfgs()
-    ms = {base.cell_id(): 10.0, v1.cell_id(): 5.0}
-    ms |= {f"{base.cell_id()}:throughput": 100.0, f"{v1.cell_id()}:throughput": 25.0}  # v1: 2x at 1, 4x at 4
+    ms = {base.model_id(): 10.0, v1.model_id(): 5.0}
+    ms |= {f"{base.model_id()}:throughput": 100.0, f"{v1.model_id()}:throughput": 25.0}  # v1: 2x at 1, 4x at 4
     calls: list[str] = []
 
     def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
@@ -326,7 +329,7 @@ def test_group_times_latency_and_throughput_in_the_same_rounds() -> None:
         return ms[key]
 
     rows = S.measure_speed_group(base, [v1], SpeedConfig(warmup=1, iters=2, threads=1, throughput_batch=4), clock=clock)
-    b, x = base.cell_id(), v1.cell_id()
+    b, x = base.model_id(), v1.model_id()
     bt, xt = f"{b}:throughput", f"{x}:throughput"
     # warm-up round, then two timed rounds (the second starts at v1), latency calls before throughput calls
     assert calls == [b, x, bt, xt, b, x, bt, xt, x, b, xt, bt]
@@ -355,5 +358,5 @@ def test_throughput_batch_defaults_to_the_presets_and_equal_batches_time_once(mo
     r = S.time_round_robin([TINY], SpeedConfig(warmup=0, iters=3, threads=1, batch=2, throughput_batch=2), clock=clock)[
         0
     ]
-    assert calls == [TINY.cell_id()] * 3  # the throughput batch is the latency batch: timed once
+    assert calls == [TINY.model_id()] * 3  # the throughput batch is the latency batch: timed once
     assert r.throughput_batch == 2 and r.throughput_fps == pytest.approx(r.fps)

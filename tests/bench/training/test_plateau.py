@@ -27,7 +27,7 @@ def _ratio(backbone: str, steps: int, overrides: dict[str, float] | None = None)
     cfg = ModelConfig.create(backbone, "tiny", overrides=overrides)
     fitted = fit(cfg, TrainConfig(steps=steps, seed=0, threads=1), data, progress=False)
     seqs = data.test[::5]
-    ev = evaluate(fitted.model, data, output_mode(cfg), flip=False, stride=9, sequences=seqs)
+    ev = evaluate(fitted.model, data, output_mode(fitted.model), flip=False, stride=9, sequences=seqs)
     return ev.mpjpe_mm, trivial_mpjpe(data, 9, seqs)
 
 

@@ -153,7 +153,7 @@ def test_finetune_loads_the_baseline_into_the_backbone(tmp_path, small_data, mon
 def test_output_mode_follows_the_pipeline(cfg, mode):
     from bench.training.loop import output_mode
 
-    assert output_mode(cfg) == mode
+    assert output_mode(cfg.build("meta")) == mode
 
 
 def test_load_weights_puts_the_baseline_into_the_pruned_backbone(tmp_path):
@@ -243,3 +243,14 @@ def test_a_finetune_takes_the_recipes_finetune_warmup_unless_told():
     assert resolve_recipe(cfg, TrainConfig(mode="finetune", warmup_steps=7)).warmup_steps == 7
     mix = ModelConfig.create("mixste", "tiny", pruner="cluster", tokens=(9,), depths=(1,))  # None: its warm-up
     assert resolve_recipe(mix, TrainConfig(mode="finetune")).warmup_steps == 20
+
+
+def test_flip_augmented_training_with_a_progress_bar_is_the_same_run(small_data):
+    """The progress bar (the CLI's text output) changes nothing the run computes; flip augmentation runs at
+    every step either way."""
+    from bench.training.loop import fit
+
+    cfg = ModelConfig.create("strided", "tiny")
+    tc = TrainConfig(steps=3, batch_size=2, threads=1, flip_augment=True)
+    quiet, shown = fit(cfg, tc, small_data, progress=False), fit(cfg, tc, small_data, progress=True)
+    assert quiet.steps == shown.steps == 3 and quiet.final_loss == shown.final_loss
