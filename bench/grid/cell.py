@@ -108,10 +108,10 @@ class Task:
     cell: Cell
     measure: Measure
     checkpoint: str | None = None
+    key: str = field(init=False)  # the resume key of the stored record (Cell.measure_key)
 
-    @property
-    def key(self) -> str:
-        return self.cell.measure_key(self.measure)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.cell.measure_key(self.measure))
 
     @property
     def needs_baseline(self) -> bool:
