@@ -220,12 +220,25 @@ def cmd_speed(a: argparse.Namespace) -> int:
 # ---- train / evaluate ------------------------------------------------------------------------
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", choices=["synthetic", "h36m"], default="synthetic", help="default: embedded synthetic")
-    g.add_argument("--data-root", default=None, help="folder with the VideoPose3D Human3.6M npz files (--data h36m)")
+    g.add_argument(
+        "--data",
+        choices=["synthetic", "h36m", "3dhp", "synthetic_3dhp"],
+        default="synthetic",
+        help="synthetic (default: embedded, Human3.6M-like), h36m, 3dhp (MPI-INF-3DHP), synthetic_3dhp",
+    )
+    g.add_argument(
+        "--data-root", default=None, help="folder with the real files: Human3.6M (--data h36m) or 3DHP (--data 3dhp)"
+    )
     g.add_argument("--keypoints", default=None, help="2D source: gt or cpn_ft_h36m_dbb (h36m; default cpn_ft_h36m_dbb)")
     g.add_argument("--data-seed", type=int, default=0, help="synthetic generator seed (default 0)")
     g.add_argument("--noise", choices=["none", "detector"], default="detector", help="synthetic 2D noise model")
     g.add_argument("--eval-stride", type=int, default=1, help="seq2frame test stride (1 = every frame, the protocol)")
+    g.add_argument(
+        "--aggregation",
+        choices=["pooled", "sequence_mean", "readme_weights"],
+        default="pooled",
+        help="3DHP: how test sequences combine (default pooled over valid frames; see bench.measure.pck)",
+    )
     g.add_argument("--no-flip-test", action="store_true", help="disable test-time flip augmentation")
 
 
@@ -237,13 +250,14 @@ TRAIN_FLAGS |= {"test_flip": "--no-flip-test", "eval_precision": "--precision"}
 
 
 def _data_config(a: argparse.Namespace):  # -> DataConfig
-    """The :class:`DataConfig` of the data flags; h36m-only flags without ``--data h36m`` are refused."""
+    """The :class:`DataConfig` of the data flags; a flag the source does not read is refused."""
     from bench.config import DataConfig
+    from bench.data.sources import REAL
 
-    if a.data != "h36m":
-        for flag, value in (("--data-root", a.data_root), ("--keypoints", a.keypoints)):
-            if value is not None:
-                raise UserError(f"{flag} names Human3.6M files and needs --data h36m (--data is {a.data})")
+    if a.data not in REAL and a.data_root is not None:
+        raise UserError(f"--data-root names real files and needs --data h36m or 3dhp (--data is {a.data})")
+    if a.data != "h36m" and a.keypoints is not None:
+        raise UserError(f"--keypoints names Human3.6M 2D files and needs --data h36m (--data is {a.data})")
     keypoints = a.keypoints or ("cpn_ft_h36m_dbb" if a.data == "h36m" else "gt")
     values = {"source": a.data, "data_root": a.data_root, "keypoints": keypoints, "seed": a.data_seed}
     values |= {"noise": a.noise, "cache_dir": str(RESULTS_CACHE)}
@@ -272,6 +286,15 @@ def _train_text(d: dict[str, Any]) -> str:
         f"(action-wise; frame-wise MPJPE {d['mpjpe_frame_wise_mm']:.2f}; trivial {d['trivial_mpjpe_mm']:.2f} mm)",
         f"  checkpoint: {d['checkpoint']}",
     ]
+    if d.get("pck") is not None:  # MPI-INF-3DHP: the official metrics, per test sequence and combined
+        lines[1] = (
+            f"  MPJPE {d['mpjpe_mm']:.2f} mm   PCK {d['pck']:.2f}   AUC {d['auc']:.2f}   (valid frames, sequences "
+            f"combined: {d['aggregation']}; P-MPJPE {d['pmpjpe_mm']:.2f} mm; trivial {d['trivial_mpjpe_mm']:.2f} mm)"
+        )
+        lines.append(f"    {'sequence':<9} {'frames':>6} {'MPJPE':>8} {'PCK':>7} {'AUC':>7}")
+        for name, m in d["per_sequence"].items():
+            lines.append(f"    {name:<9} {m['frames']:>6} {m['mpjpe_mm']:8.2f} {m['pck']:7.2f} {m['auc']:7.2f}")
+        return "\n".join(lines)
     for act, m in d["per_action"].items():
         lines.append(f"    {act:<14} {m['mpjpe']:7.2f} mm")
     return "\n".join(lines)
@@ -300,7 +323,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     out = _run_folder(a, cfg)
     cfg.build("meta")  # an impossible model is refused before data is loaded or a file written
     data = load_data(data_cfg)
-    res = train(cfg, tc, data, out, init=a.init, progress=a.format == "text", data_name=data.name)
+    progress = a.format == "text"
+    res = train(cfg, tc, data, out, init=a.init, progress=progress, data_name=data.name, aggregation=a.aggregation)
     _print(res.to_dict(), a.format, _train_text)
     return 0
 
@@ -329,7 +353,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     model = load_weights(cfg.build(), cfg, a.checkpoint)
     data = load_data(data_cfg)
     res = evaluate(
-        model, data, output_mode(model), flip=opts.test_flip, stride=opts.eval_stride, precision=a.precision
+        model,
+        data,
+        output_mode(model),
+        flip=opts.test_flip,
+        stride=opts.eval_stride,
+        precision=a.precision,
+        aggregation=a.aggregation,
     ).to_dict()
     d = {
         **res,

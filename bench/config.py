@@ -254,9 +254,10 @@ class ModelConfig(_Config):
 
 
 class DataConfig(_Config):
-    """Where the 2D/3D poses come from: the embedded synthetic generator or real Human3.6M files."""
+    """Where the 2D/3D poses come from (:mod:`bench.data.sources`): the embedded synthetic generator, real
+    Human3.6M or MPI-INF-3DHP files, or the generator's motion written as 3DHP files."""
 
-    source: Literal["synthetic", "h36m"] = "synthetic"
+    source: Literal["synthetic", "h36m", "3dhp", "synthetic_3dhp"] = "synthetic"
     data_root: str | None = None
     keypoints: str = "gt"
     seed: int = Field(0, ge=0)

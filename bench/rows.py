@@ -32,6 +32,8 @@ TEXT_COLUMNS = (
     "device",
     "eval_output",
     "data",
+    "aggregation",
+    "per_sequence",
     "finished",
 )
 #: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedups. ``latency_ms`` and

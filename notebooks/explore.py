@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # import the bench package of this checkout
 from bench.report import ablation_tables, hot_table, hypervolume_table, pareto_mask, render  # noqa: E402
 from bench.report.frame import select_rows  # noqa: E402
 from bench.report.plots import figures  # noqa: E402
-from bench.report.tables import render_many  # noqa: E402
+from bench.report.tables import render_many, sequence_table  # noqa: E402
 from bench.results import has_results, load  # noqa: E402
 
 RESULTS = Path(os.environ.get("HOURGLASS_RESULTS", ROOT / "results" / "quick"))
@@ -129,6 +129,14 @@ pd.DataFrame(
 
 # %%
 display(Markdown(render(hot_table(df), "md")))
+
+# %% [markdown]
+# MPI-INF-3DHP results (`quick_3dhp`, or `--set data.source=3dhp`) also carry every test sequence's scores:
+# frames, MPJPE, PCK and AUC per sequence, then the three ways the literature combines them.
+
+# %%
+by_sequence = sequence_table(df)
+display(Markdown(render(by_sequence, "md") if by_sequence is not None else "_no MPI-INF-3DHP rows_"))
 
 # %%
 ablation = ablation_tables(df)

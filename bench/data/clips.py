@@ -67,9 +67,11 @@ class Sequence:
         keypoints_2d: ``(N, 17, 2)`` float32, normalised screen coordinates
             (``x / w * 2 - [1, h / w]``, x in [-1, 1]).
         positions_3d: ``(N, 17, 3)`` float32 metres, camera space, root-relative with
-            joint 0 (the hip) zeroed.
+            the dataset's root zeroed (Human3.6M: joint 0, the hip; MPI-INF-3DHP: joint 14).
         confidence: ``(N, 17)`` float32 per-keypoint detector confidence, or ``None`` when
             the 2D source has none (GT 2D, CPN).
+        valid: ``(N,)`` bool, the frames that are scored (MPI-INF-3DHP's test ``valid``
+            mask), or ``None`` when every frame is. Invalid frames still serve as context.
 
     The arrays are made read-only on construction (the dataset is shared between
     pipelines); copy before modifying.
@@ -81,6 +83,7 @@ class Sequence:
     keypoints_2d: F32
     positions_3d: F32
     confidence: F32 | None = None
+    valid: npt.NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         kp = np.ascontiguousarray(self.keypoints_2d, dtype=np.float32)
@@ -96,6 +99,11 @@ class Sequence:
             if conf.shape != (kp.shape[0], NUM_JOINTS):
                 raise ValueError(f"confidence must be {(kp.shape[0], NUM_JOINTS)}, got {conf.shape}")
             object.__setattr__(self, "confidence", _frozen(conf))
+        if self.valid is not None:
+            valid = np.asarray(self.valid)
+            if valid.shape != (kp.shape[0],) or not np.isin(valid, (0, 1)).all():
+                raise ValueError(f"valid must be a 0/1 mask of {kp.shape[0]} frames, got {valid.shape}")
+            object.__setattr__(self, "valid", _frozen(valid.astype(bool)))
 
     @property
     def action_group(self) -> str:
@@ -127,6 +135,9 @@ class PoseDataset:
         joints_left: left joints (``keypoints_symmetry[0]``), flip swap list.
         joints_right: right joints (``keypoints_symmetry[1]``).
         notes: provenance and caveats, free text.
+        root: the root joint, zeroed in every 3D pose (Human3.6M 0, MPI-INF-3DHP 14).
+        pck_joints: the joints PCK and AUC are scored on (MPI-INF-3DHP: 0-13), or ``()``
+            for a dataset scored by MPJPE alone (Human3.6M).
     """
 
     name: str
@@ -136,6 +147,8 @@ class PoseDataset:
     joints_left: tuple[int, ...]
     joints_right: tuple[int, ...]
     notes: str = ""
+    root: int = 0
+    pck_joints: tuple[int, ...] = ()
 
     def split(self, which: Literal["train", "test"]) -> tuple[Sequence, ...]:
         """The ``"train"`` or ``"test"`` sequences."""

@@ -46,7 +46,7 @@ TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
 
 
 class DataError(UserError, ValueError):
-    """A Human3.6M data file is missing or does not have the VideoPose3D layout."""
+    """A dataset file (Human3.6M, MPI-INF-3DHP) is missing or does not have its layout."""
 
 
 def path_3d(data_root: str | os.PathLike[str]) -> Path:
@@ -59,9 +59,9 @@ def path_2d(data_root: str | os.PathLike[str], keypoints: str) -> Path:
     return Path(data_root) / f"data_2d_h36m_{keypoints}.npz"
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(path: Path, layout: str = "the VideoPose3D Human3.6M layout") -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise DataError(f"{path}: file not found (expected the VideoPose3D Human3.6M layout)")
+        raise DataError(f"{path}: file not found (expected {layout})")
     try:
         return load_npz_safely(path)
     except UnsafeFileError:

@@ -159,6 +159,13 @@ def _accuracy_fields(task: Task, baseline_state: Mapping[str, Tensor] | None) ->
         "train_seconds": res["seconds"],
         "eval_output": res["eval_output"],
         "data": res["data"],
+        # MPI-INF-3DHP only (pooled over valid frames): PCK@150 mm, AUC and each test sequence's scores
+        **(
+            {"pck": res["pck"], "auc": res["auc"], "aggregation": res["aggregation"]}
+            | {"per_sequence": json.dumps(res["per_sequence"])}
+            if res["pck"] is not None
+            else {}
+        ),
     }
 
 

@@ -324,20 +324,20 @@ def _check_names(grid: Grid, where: str) -> Grid:
 
 
 def check_data(grid: Grid, measures: Sequence[str]) -> None:
-    """Before a run that trains (not a dry run): Human3.6M needs ``data.data_root`` holding its npz files."""
-    if grid.data.source != "h36m" or "accuracy" not in measures:
-        return
-    from bench.data.h36m import path_2d, path_3d
+    """Before a run that trains (not a dry run): a real dataset needs ``data.data_root`` holding its files."""
+    from bench.data.sources import REAL, required_files
 
-    root = grid.data.data_root
-    if not root:
+    if grid.data.source not in REAL or "accuracy" not in measures:
+        return
+    source = grid.data.source
+    if not grid.data.data_root:
         raise GridError(
-            f"grid '{grid.name}': data.data_root: needed for data.source=h36m (--set data.data_root=DIR, the folder "
-            "with the VideoPose3D npz files), or run --only flops,speed"
+            f"grid '{grid.name}': data.data_root: needed for data.source={source} (--set data.data_root=DIR, the "
+            f"folder with {REAL[source]}), or run --only flops,speed"
         )
-    for p in (path_3d(root), path_2d(root, grid.data.keypoints)):
+    for p in required_files(grid.data):
         if not p.is_file():
-            raise GridError(f"grid '{grid.name}': data.data_root: {p} does not exist (Human3.6M, VideoPose3D layout)")
+            raise GridError(f"grid '{grid.name}': data.data_root: {p} does not exist ({REAL[source]})")
 
 
 def read_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> tuple[Grid, str]:

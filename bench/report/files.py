@@ -15,7 +15,16 @@ import pandas as pd
 
 from bench.report.pareto import hypervolume_table
 from bench.report.plots import write_plots
-from bench.report.tables import Table, ablation_long, ablation_tables, hot_table, render, render_many, round_sig
+from bench.report.tables import (
+    Table,
+    ablation_long,
+    ablation_tables,
+    hot_table,
+    render,
+    render_many,
+    round_sig,
+    sequence_table,
+)
 
 TABLES = ("hot", "ablation", "hypervolume")
 FORMATS = {"md": ".md", "latex": ".tex", "csv": ".csv"}
@@ -69,6 +78,9 @@ def write_report(
         if abl:
             for fmt in formats:
                 write("ablation", fmt, ablation_long(df).to_csv(index=False) if fmt == "csv" else render_many(abl, fmt))
+    if "hot" in tables and (seq := sequence_table(df)) is not None:  # MPI-INF-3DHP: per test sequence
+        for fmt in formats:
+            write("sequences_3dhp", fmt, render(seq, fmt))
     if "hypervolume" in tables:
         for cost in ("gflops", "fps"):
             t = _hv_table(df, cost)

@@ -36,6 +36,8 @@ MEASURES = (
     "pmpjpe_mm",
     "mpjve_mm",
     "trivial_mpjpe_mm",
+    "pck",
+    "auc",
 )
 
 
@@ -43,7 +45,7 @@ MEASURES = (
 #: (mean-pose) predictor's: above it the network has not left the mean pose (issue 9)
 MEAN_POSE_LIMIT = 0.5
 #: measures that a row at the mean pose does not present
-ACCURACY_MEASURES = ("mpjpe_mm", "pmpjpe_mm", "mpjve_mm")
+ACCURACY_MEASURES = ("mpjpe_mm", "pmpjpe_mm", "mpjve_mm", "pck", "auc")
 
 
 def accuracy_notes(df: pd.DataFrame, limit: float = MEAN_POSE_LIMIT) -> pd.Series:

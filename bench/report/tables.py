@@ -48,6 +48,8 @@ HOT_COLUMNS = {
     "fps": ("FPS", "max"),
     "mpjpe_mm": ("MPJPE (mm)", "min"),
     "pmpjpe_mm": ("P-MPJPE (mm)", "min"),
+    "pck": ("PCK (pooled)", "max"),  # MPI-INF-3DHP only: @150 mm on 14 joints, pooled over the valid frames
+    "auc": ("AUC (pooled)", "max"),
 }
 CHANGE_COLUMNS = {"gflops": "ΔFLOPs (%)", "fps": "ΔFPS (%)", "mpjpe_mm": "ΔMPJPE (%)"}
 METRIC_LABELS = {"mpjpe_mm": "MPJPE (mm)", "gflops": "FLOPs (G)", "fps": "FPS (frames/s)", "pmpjpe_mm": "P-MPJPE (mm)"}
@@ -196,7 +198,54 @@ def hot_table(df: pd.DataFrame) -> Table:
 def _hot_title(df: pd.DataFrame) -> str:
     """The comparison's title names how FPS was timed (throughput batch, threads, precision)."""
     how = fps_protocol(df) if has(df, "fps") else ""
-    return f"HoT-style comparison (FPS: output frames/s at {how})" if how else "HoT-style comparison"
+    parts = [f"FPS: output frames/s at {how}"] if how else []
+    if has(df, "pck"):  # name the 3DHP convention the accuracy columns use
+        conv = sorted(set(df["aggregation"].dropna().astype(str))) if "aggregation" in df else []
+        parts.append(f"3DHP: valid frames, sequences combined {'/'.join(conv) or 'pooled'}")
+    return f"HoT-style comparison ({'; '.join(parts)})" if parts else "HoT-style comparison"
+
+
+def sequence_table(df: pd.DataFrame) -> Table | None:
+    """MPI-INF-3DHP per test sequence: each configuration's frames, MPJPE, PCK and AUC per sequence, then the
+    three ways of combining them (:data:`bench.measure.pck.AGGREGATIONS`), each row naming its convention.
+    None when no row carries per-sequence scores (Human3.6M)."""
+    import json
+
+    from bench.measure.pck import AGGREGATIONS, SequenceScore, aggregate
+
+    if "per_sequence" not in df:
+        return None
+    df = with_accuracy_notes(df)
+    rows = []
+    for _, r in df[df["per_sequence"].notna() & (df["accuracy_note"] == "")].iterrows():
+        per = r["per_sequence"] if isinstance(r["per_sequence"], dict) else json.loads(str(r["per_sequence"]))
+        scores = [SequenceScore(name, int(v["frames"]), v["mpjpe_mm"], v["pck"], v["auc"]) for name, v in per.items()]
+        who = {"Configuration": r["label"], "Seed": r.get("seed", 0)}
+        for sc in scores:
+            rows.append(
+                {
+                    **who,
+                    "Sequence": sc.name,
+                    "Frames": sc.frames,
+                    "MPJPE (mm)": sc.mpjpe_mm,
+                    "PCK": sc.pck,
+                    "AUC": sc.auc,
+                }
+            )
+        for conv in AGGREGATIONS:
+            if conv == "readme_weights" and not all(sc.name.startswith("TS") for sc in scores):
+                continue
+            a = aggregate(scores, conv)  # type: ignore[arg-type]
+            frames = sum(sc.frames for sc in scores)
+            rows.append({**who, "Sequence": f"all ({conv})", "Frames": frames, "MPJPE (mm)": a["mpjpe_mm"]})
+            rows[-1] |= {"PCK": a["pck"], "AUC": a["auc"]}
+    if not rows:
+        return None
+    out = pd.DataFrame(rows)
+    for col in ("MPJPE (mm)", "PCK", "AUC"):
+        out[col] = out[col].map(round_sig)
+    title = "MPI-INF-3DHP per test sequence (valid frames; PCK@150 mm and AUC on 14 joints, MPJPE on 17)"
+    return Table(out, title=title, group="Configuration")
 
 
 def ablation_tables(df: pd.DataFrame, metrics: Sequence[str] = ("mpjpe_mm", "gflops")) -> list[Table]:

@@ -33,6 +33,7 @@ from backbones import PoseBackbone, select_frame
 from bench.data.clips import PoseDataset, Sequence, flip_pose, seq2frame_windows, seq2seq_clips
 from bench.errors import NonFiniteError
 from bench.measure.metrics import ActionAccumulator, mpjpe, mpjve, n_mpjpe, p_mpjpe
+from bench.measure.pck import Aggregation, SequenceScore, aggregate, score_sequence
 from bench.measure.precision import autocast, check_precision
 
 OutputMode = Literal["all", "centre"]
@@ -52,6 +53,12 @@ class EvalResult:
     flip: bool
     per_action: dict[str, dict[str, float]] = field(default_factory=dict)
     precision: str = "fp32"  # the autocast type of the forward passes
+    # MPI-INF-3DHP (a dataset with PCK joints): PCK@150 mm and AUC under ``aggregation``, which also gives
+    # ``mpjpe_mm``; ``per_sequence`` holds each test sequence's frames, MPJPE, PCK and AUC (valid frames only)
+    pck: float | None = None
+    auc: float | None = None
+    aggregation: str | None = None
+    per_sequence: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -98,8 +105,9 @@ def predict_sequence(
     batch_size: int = 64,
     stride: int = 1,
     precision: str = "fp32",
+    root: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions for one sequence: ``(frames (K,), poses (K, 17, 3))`` in metres, root zeroed."""
+    """Predictions for one sequence: ``(frames (K,), poses (K, 17, 3))`` in metres, the ``root`` joint zeroed."""
     left, right = list(joints_left), list(joints_right)
     conf = model.in_channels == 3
     t = model.frames
@@ -121,7 +129,7 @@ def predict_sequence(
             frames.append(batch["frame"].numpy())
             poses.append(pred[:, 0].numpy())
     p = np.concatenate(poses).astype(np.float32)
-    p[:, 0] = 0.0  # root-relative, root zeroed (targets are too)
+    p[:, root] = 0.0  # root-relative, root zeroed (targets are too)
     return np.concatenate(frames), p
 
 
@@ -135,15 +143,21 @@ def evaluate(
     stride: int = 1,
     sequences: SequenceABC[Sequence] | None = None,
     precision: str = "fp32",
+    aggregation: Aggregation = "pooled",
 ) -> EvalResult:
     """Action-wise P1/P2/P3/MPJPE-velocity of ``model`` on the test sequences of ``data``.
 
-    ``precision``: fp32, or bf16 / fp16 autocast of the forward passes (fp16 on CUDA only).
+    Only a sequence's ``valid`` frames are scored. On a dataset with PCK joints (MPI-INF-3DHP) each test
+    sequence is scored as the official evaluation does (:mod:`bench.measure.pck`) and the sequences are
+    combined under ``aggregation`` (pooled over the valid frames by default), which then gives MPJPE,
+    PCK and AUC; P-MPJPE and the others are pooled over frames, or averaged over sequences for the other
+    two conventions. ``precision``: fp32, or bf16 / fp16 autocast of the forward passes (fp16 on CUDA only).
     """
     check_precision(precision, _device(model))
     was_training = model.training
     model.eval()
     acc = {k: ActionAccumulator() for k in ("mpjpe", "pmpjpe", "nmpjpe", "mpjve")}
+    scores: list[SequenceScore] = []
     total = 0
     for seq in sequences if sequences is not None else data.test:
         idx, pred = predict_sequence(
@@ -156,7 +170,11 @@ def evaluate(
             batch_size=batch_size,
             stride=stride,
             precision=precision,
+            root=data.root,
         )
+        if seq.valid is not None:  # 3DHP scores its valid frames only (the others were context)
+            keep = seq.valid[idx]
+            idx, pred = idx[keep], pred[keep]
         if not np.isfinite(pred).all():
             raise NonFiniteError(
                 f"the model's predictions are not finite (NaN/Inf) on {seq.subject}/{seq.action} camera {seq.camera}: "
@@ -169,32 +187,49 @@ def evaluate(
         acc["nmpjpe"].add(n_mpjpe(p, target, per_frame=True), seq.action)
         if len(idx) > 1 and np.all(np.diff(idx) == np.diff(idx)[0]):
             acc["mpjve"].add(mpjve(p, target, per_frame=True) / float(np.diff(idx)[0]), seq.action)
+        if data.pck_joints:
+            scores.append(score_sequence(seq.action, p.numpy(), target.numpy(), data.root, data.pck_joints))
         total += len(idx)
     model.train(was_training)
     per_action = {
         a: {k: v.per_action().get(a, float("nan")) for k, v in acc.items()} for a in acc["mpjpe"].per_action()
     }
+    mean = {k: v.action_wise() if v.num_frames else float("nan") for k, v in acc.items()}
+    extra: dict[str, object] = {}
+    if scores:
+        pooled = aggregation == "pooled"
+        mean = {
+            k: (v.frame_wise() if pooled else v.action_wise()) if v.num_frames else float("nan") for k, v in acc.items()
+        }
+        agg = aggregate(scores, aggregation)
+        mean["mpjpe"] = agg["mpjpe_mm"]
+        extra = {"pck": agg["pck"], "auc": agg["auc"], "aggregation": aggregation}
+        extra["per_sequence"] = {s.name: {k: v for k, v in s.to_dict().items() if k != "name"} for s in scores}
     return EvalResult(
-        mpjpe_mm=acc["mpjpe"].action_wise(),
-        pmpjpe_mm=acc["pmpjpe"].action_wise(),
-        nmpjpe_mm=acc["nmpjpe"].action_wise(),
-        mpjve_mm=acc["mpjve"].action_wise() if acc["mpjve"].num_frames else float("nan"),
+        mpjpe_mm=mean["mpjpe"],
+        pmpjpe_mm=mean["pmpjpe"],
+        nmpjpe_mm=mean["nmpjpe"],
+        mpjve_mm=mean["mpjve"],
         mpjpe_frame_wise_mm=acc["mpjpe"].frame_wise(),
         frames=total,
         output=mode,
         flip=flip,
         per_action=per_action,
         precision=precision,
+        **extra,  # type: ignore[arg-type]
     )
 
 
 def trivial_mpjpe(data: PoseDataset, stride: int = 1, sequences: SequenceABC[Sequence] | None = None) -> float:
-    """Action-wise MPJPE (mm) of the trivial predictor: the mean training pose, for every test frame
-    (of ``sequences``, default every test sequence)."""
+    """MPJPE (mm) of the trivial predictor: the mean training pose, for every scored test frame (of
+    ``sequences``, default every test sequence); action-wise, or pooled on MPI-INF-3DHP."""
     mean_pose = np.mean(np.concatenate([s.positions_3d for s in data.train]), axis=0)  # (17, 3)
     acc = ActionAccumulator()
     for seq in sequences if sequences is not None else data.test:
-        target = torch.from_numpy(np.array(seq.positions_3d[::stride])) * 1000.0
+        frames = np.arange(0, seq.num_frames, stride)
+        if seq.valid is not None:
+            frames = frames[seq.valid[frames]]
+        target = torch.from_numpy(np.array(seq.positions_3d[frames])) * 1000.0
         pred = torch.from_numpy(np.broadcast_to(mean_pose, target.shape).copy()) * 1000.0
         acc.add(mpjpe(pred, target, per_frame=True), seq.action)
-    return acc.action_wise()
+    return acc.frame_wise() if data.pck_joints else acc.action_wise()  # 3DHP: pooled, as its default MPJPE

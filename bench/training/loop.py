@@ -42,6 +42,7 @@ from backbones._checkpoint import extract_state_dict, read_checkpoint
 from bench.config import DataConfig, ModelConfig, TrainConfig
 from bench.data.clips import PoseDataset, flip_where, seq2seq_clips
 from bench.errors import UserError, one_line
+from bench.measure.pck import Aggregation
 from bench.training.evaluate import EvalResult, OutputMode, evaluate, trivial_mpjpe
 from bench.training.objectives import objective_for
 
@@ -61,18 +62,10 @@ def cached_data(cfg: DataConfig) -> PoseDataset:
 
 
 def load_data(cfg: DataConfig) -> PoseDataset:
-    """The dataset a :class:`DataConfig` names; missing real data is an error, never synthetic."""
-    if cfg.source == "synthetic":
-        from bench.data.synthetic import make_synthetic_h36m
+    """The dataset a :class:`DataConfig` names (:func:`bench.data.sources.load_dataset`)."""
+    from bench.data.sources import load_dataset
 
-        return make_synthetic_h36m(
-            seed=cfg.seed, noise=cfg.noise, cache_dir=cfg.cache_dir, frames_per_sequence=cfg.frames_per_sequence
-        )
-    from bench.data.h36m import DataError, load_h36m  # source "h36m": DataConfig admits no other
-
-    if not cfg.data_root:
-        raise DataError("--data h36m needs --data-root DIR (the folder with data_3d_h36m.npz)")
-    return load_h36m(cfg.data_root, keypoints=cfg.keypoints)
+    return load_dataset(cfg)
 
 
 @dataclass
@@ -100,6 +93,10 @@ class TrainResult:
             "mpjve_mm": e["mpjve_mm"],
             "mpjpe_frame_wise_mm": e["mpjpe_frame_wise_mm"],
             "trivial_mpjpe_mm": self.trivial_mpjpe_mm,
+            "pck": e["pck"],
+            "auc": e["auc"],
+            "aggregation": e["aggregation"],
+            "per_sequence": e["per_sequence"],
             "per_action": e["per_action"],
             "eval_frames": e["frames"],
             "eval_output": e["output"],
@@ -343,6 +340,7 @@ def train(
     init: Init = None,
     progress: bool = True,
     data_name: str = "synthetic",
+    aggregation: Aggregation = "pooled",
 ) -> TrainResult:
     """Train (or not, for mode ``none``) and evaluate one configuration; see the module docstring."""
     tc = train_cfg
@@ -367,6 +365,7 @@ def train(
         stride=tc.eval_stride,
         sequences=seqs,
         precision=tc.eval_precision,
+        aggregation=aggregation,
     )
     return TrainResult(
         config=model_cfg.to_dict(),

@@ -32,14 +32,17 @@ class Oracle(PoseBackbone):
         return torch.cat([tokens, torch.zeros_like(tokens[..., :1])], dim=-1)
 
 
+def _toy_poses(rng: np.random.Generator, n: int, root: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random 2D keypoints (n, 17, 2) and their 3D target (x, y, 0) with the root zeroed."""
+    kp = rng.normal(size=(n, 17, 2)).astype(np.float32)
+    pos = np.concatenate([kp, np.zeros((n, 17, 1), np.float32)], axis=-1)
+    pos[:, root] = 0.0
+    return kp, pos
+
+
 def _dataset(lengths=(30, 45)) -> PoseDataset:
     rng = np.random.default_rng(0)
-    seqs = []
-    for i, n in enumerate(lengths):
-        kp = rng.normal(size=(n, 17, 2)).astype(np.float32)
-        pos = np.concatenate([kp, np.zeros((n, 17, 1), np.float32)], axis=-1)
-        pos[:, 0] = 0.0
-        seqs.append(Sequence("S9", ["Walking", "Eating 1"][i % 2], 0, kp, pos))
+    seqs = [Sequence("S9", ["Walking", "Eating 1"][i % 2], 0, *_toy_poses(rng, n, 0)) for i, n in enumerate(lengths)]
     return PoseDataset("toy", tuple(seqs), tuple(seqs), 50.0, JOINTS_LEFT, JOINTS_RIGHT)
 
 
@@ -112,3 +115,41 @@ def test_fp16_evaluation_on_cpu_is_refused():
 
     with pytest.raises(ConfigError, match=r"^precision: fp16 runs on CUDA only"):
         evaluate(Oracle(9, "seq2seq"), _dataset(), "all", precision="fp16")
+
+
+def _dataset_3dhp(lengths=(30, 50)) -> PoseDataset:
+    """The toy data as 3DHP would hold it: root 14, PCK joints 0-13, test sequences with valid masks."""
+    from bench.data.mpi_inf_3dhp import JOINTS_LEFT as L3
+    from bench.data.mpi_inf_3dhp import JOINTS_RIGHT as R3
+    from bench.data.mpi_inf_3dhp import PCK_JOINTS, ROOT
+
+    rng = np.random.default_rng(1)
+    seqs = []
+    for i, n in enumerate(lengths):
+        kp, pos = _toy_poses(rng, n, ROOT)
+        valid = np.ones(n, bool)
+        valid[: n // 2] = False  # half of each sequence is context only
+        seqs.append(Sequence(f"TS{i + 1}", f"TS{i + 1}", 0, kp, pos, None, valid))
+    return PoseDataset("toy-3dhp", tuple(seqs), tuple(seqs), 50.0, L3, R3, "", ROOT, PCK_JOINTS)
+
+
+@pytest.mark.parametrize("mode", ["all", "centre"])
+def test_3dhp_scores_valid_frames_with_its_root_and_names_the_convention(mode):
+    data = _dataset_3dhp()
+    model = Oracle(9, "seq2seq" if mode == "all" else "seq2frame")
+    with torch.no_grad():
+        model.scale.fill_(1.02)  # 2 % off: error 0.02 |(x, y)| per joint, the root (14) zeroed
+    r = evaluate(model, data, mode, flip=True, batch_size=4)
+    assert r.frames == 15 + 25 and r.aggregation == "pooled"  # valid frames only
+    assert {k: v["frames"] for k, v in r.per_sequence.items()} == {"TS1": 15, "TS2": 25}
+    errs = []
+    for s in data.test:
+        e = 0.02 * np.linalg.norm(s.keypoints_2d[s.valid], axis=-1) * 1000  # (K, 17) mm
+        e[:, 14] = 0
+        errs.append(e)
+    pooled = np.concatenate(errs)
+    assert r.mpjpe_mm == pytest.approx(pooled.mean(), rel=1e-4)
+    assert r.pck == pytest.approx(100 * (pooled[:, :14] < 150).mean(), abs=1e-6)
+    means = evaluate(model, data, mode, flip=True, batch_size=4, aggregation="sequence_mean")
+    assert means.mpjpe_mm == pytest.approx(np.mean([e.mean() for e in errs]), rel=1e-4)
+    assert means.mpjpe_mm != pytest.approx(r.mpjpe_mm, rel=1e-6)  # unequal valid counts: the conventions differ
