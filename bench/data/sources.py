@@ -60,4 +60,5 @@ def load_dataset(cfg: DataConfig) -> PoseDataset:
     notes = data.notes.replace("MPI-INF-3DHP", "synthetic MPI-INF-3DHP (procedural motion, not comparable)", 1)
     return dataclasses.replace(data, name="synthetic-3dhp", notes=notes)
 
+
 __all__ = ["REAL", "load_dataset", "required_files"]
