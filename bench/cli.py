@@ -601,6 +601,36 @@ def cmd_study(a: argparse.Namespace) -> int:
     return cmd_run(a)
 
 
+def cmd_search(a: argparse.Namespace) -> int:
+    """A budgeted Pareto search over a grid's cells (issue 20): free measures first, then one cell per trial."""
+    from bench.grid import grid_source, load_grid, plan_grid, process_executor
+    from bench.grid.executors import Executor, local_executor
+    from bench.search import parse_where, run_search
+    from bench.search.run import SAMPLERS
+
+    if a.sampler not in SAMPLERS:
+        raise UserError(f"--sampler {a.sampler!r}: one of {', '.join(SAMPLERS)}")
+    objectives = [o.strip() for o in a.objectives.split(",") if o.strip()]
+    where = parse_where(a.where or [])
+    grid = load_grid(grid_source(a.grid), a.set or ())
+    plan = plan_grid(grid)
+    out = Path(a.out or "results").absolute() / f"{grid.name}-search"
+    executor: Executor = process_executor(a.workers) if a.workers > 1 else local_executor
+    print(f"search '{grid.name}': {a.trials} trials, sampler {a.sampler}, seed {a.seed}; results in {out}", flush=True)
+    res = run_search(
+        plan, out, a.trials, objectives, where, a.sampler, a.seed, executor, lambda s: print(s, flush=True)
+    )
+    from tabulate import tabulate
+
+    print(f"front found ({len(res.front)} of {len(res.trials)} completed trials; {res.candidates} candidates):")
+    print(tabulate(res.front, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"))
+    ref = ", ".join(f"{k} {v:.4g}" for k, v in res.reference.items())
+    print(f"hypervolume {res.hypervolume[-1] if res.hypervolume else 0.0:.4g} (reference point: {ref})")
+    res.trials.assign(hypervolume=res.hypervolume).to_csv(out / "search_trials.csv", index=False)
+    print(f"trials: {out / 'search_trials.csv'}; rows: the folder's results.csv (`run_bench.py report {out}`)")
+    return 0
+
+
 def cmd_report(a: argparse.Namespace) -> int:
     tables = ("hot", "ablation", "hypervolume") if a.table == "all" else (a.table,)
     formats = ("md", "latex", "csv") if a.format == "all" else (a.format,)
@@ -697,6 +727,20 @@ def build_parser() -> argparse.ArgumentParser:
     pu = sub.add_parser("study", help="the accuracy study over seeds: `run study` plus its seed summary")
     _add_run_args(pu)
     pu.set_defaults(func=cmd_study)
+
+    ps = sub.add_parser("search", help="budgeted Pareto search over a grid's cells (Optuna; the [search] extra)")
+    ps.add_argument("grid", help="packaged grid name or a grid file; its axes are the search space")
+    ps.add_argument("--trials", type=int, required=True, help="completed trials to reach (resumes a stored study)")
+    ps.add_argument("--objectives", default="mpjpe_mm,gflops", help="mpjpe_mm plus gflops, fps or params")
+    ps.add_argument("--where", action="append", metavar="COND", help="constraint on a free measure, e.g. gflops<=150")
+    ps.add_argument("--sampler", default="tpe", help="tpe (multi-objective, default), nsga2, gp or random")
+    ps.add_argument("--seed", type=int, default=0, help="sampler seed")
+    ps.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a grid key (repeatable)")
+    ps.add_argument(
+        "--out", default=None, help="results root (default ./results); the search goes to OUT/<grid>-search/"
+    )
+    ps.add_argument("--workers", type=int, default=1, help="worker processes for the shared baselines and cells")
+    ps.set_defaults(func=cmd_search)
 
     pv = sub.add_parser("speedup", help="each backbone's published HoT/TPC forms timed against its baseline")
     pv.add_argument("--backbone", "-b", default=None, help="comma-separated backbones (default: all with a variant)")

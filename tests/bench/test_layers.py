@@ -13,11 +13,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: (folder, modules it must never import)
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("bench/measure", ("bench.grid", "bench.report", "bench.training", "bench.cli")),
-    ("bench/data", ("bench.grid", "bench.report", "bench.training", "bench.cli")),
-    ("bench/training", ("bench.grid", "bench.report", "bench.cli")),
-    ("bench/grid", ("bench.report", "bench.benchmarks", "bench.cli")),
-    ("bench/report", ("bench.benchmarks", "bench.cli")),
+    ("bench/measure", ("bench.grid", "bench.report", "bench.training", "bench.cli", "bench.search")),
+    ("bench/data", ("bench.grid", "bench.report", "bench.training", "bench.cli", "bench.search")),
+    ("bench/training", ("bench.grid", "bench.report", "bench.cli", "bench.search")),
+    ("bench/grid", ("bench.report", "bench.benchmarks", "bench.cli", "bench.search")),
+    ("bench/report", ("bench.benchmarks", "bench.cli", "bench.search")),
+    ("bench/search", ("bench.benchmarks", "bench.cli")),
     ("backbones", ("strategies", "bench")),
     ("strategies", ("bench",)),
 ]

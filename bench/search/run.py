@@ -1,0 +1,221 @@
+"""Run a budgeted search: free measures first, then one grid cell per trial, the study in the results folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.grid import Executor, Plan, local_executor, run_grid
+from bench.grid.spec import GridError
+from bench.search.space import Candidate, Constraint, SearchSpace
+
+#: objectives a search may optimise, with their direction
+OBJECTIVES = {"mpjpe_mm": "minimize", "gflops": "minimize", "fps": "maximize", "params": "minimize"}
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+STUDY_FILE = "search.journal"
+
+
+@dataclass
+class SearchResult:
+    """What a search found: one row per completed trial, the front, and the hypervolume after each trial."""
+
+    trials: pd.DataFrame
+    front: pd.DataFrame
+    hypervolume: list[float]
+    reference: dict[str, float]
+    candidates: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise GridError("the search needs Optuna: pip install -c constraints-cpu.txt -e '.[search]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def make_sampler(name: str, seed: int) -> Any:
+    """Optuna's multi-objective TPE (default), NSGA-II, GP (where installed) or the random control."""
+    optuna = _optuna()
+    if name == "tpe":
+        with warnings.catch_warnings():  # group=True (conditional spaces) is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        try:
+            return optuna.samplers.GPSampler(seed=seed)
+        except (ImportError, AttributeError) as e:
+            raise GridError(f"--sampler gp needs Optuna's GP extras (torch, scipy): {e}") from None
+    raise GridError(f"--sampler {name!r}: one of {', '.join(SAMPLERS)}")
+
+
+def _sub_plan(plan: Plan, cells: Sequence[Any]) -> Plan:
+    return dataclasses.replace(plan, cells=list(cells))
+
+
+def free_measures(plan: Plan, out_dir: Path, executor: Executor) -> pd.DataFrame:
+    """FLOPs and parameters of every planned cell (the first seed), counted on meta and stored as rows."""
+    seed = plan.grid.seeds[0]
+    cells = [c for c in plan.cells if c.seed == seed]
+    return run_grid(_sub_plan(plan, cells), out_dir, executor, only=["flops"], fsync=False)
+
+
+def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Area dominated by ``points`` (minimised objectives) inside the box up to ``reference``."""
+    import moocore
+
+    inside = points[(points < reference).all(axis=1)] if len(points) else points
+    return float(moocore.hypervolume(inside, ref=reference)) if len(inside) else 0.0
+
+
+def run_search(
+    plan: Plan,
+    out_dir: str | os.PathLike[str],
+    trials: int,
+    objectives: Sequence[str] = ("mpjpe_mm", "gflops"),
+    where: Sequence[Constraint] = (),
+    sampler: str = "tpe",
+    seed: int = 0,
+    executor: Executor = local_executor,
+    progress: Callable[[str], None] | None = None,
+) -> SearchResult:
+    """Search ``plan``'s cells for the front of ``objectives`` with ``trials`` completed trials.
+
+    The study lives in ``out_dir/search.journal`` (Optuna's journal storage): the same command run again,
+    after a kill too, continues it; a trial that was running when the process died is run again, and the
+    store reuses its cell if it had finished."""
+    optuna = _optuna()
+    bad = [o for o in objectives if o not in OBJECTIVES]
+    if bad or len(objectives) < 2 or "mpjpe_mm" not in objectives:
+        raise GridError(
+            f"--objectives: mpjpe_mm and one or more of {', '.join(k for k in OBJECTIVES if k != 'mpjpe_mm')}"
+        )
+    if "accuracy" not in plan.grid.measure or ("fps" in objectives and "speed" not in plan.grid.measure):
+        raise GridError("a search needs the grid to measure accuracy (and speed for the fps objective)")
+    if trials < 1:
+        raise GridError(f"--trials must be >= 1, got {trials}")
+    out = Path(out_dir)
+    say = progress or (lambda _: None)
+    flops = free_measures(plan, out, executor).set_index("cell_id")
+    first_seed = [c for c in plan.cells if c.seed == plan.grid.seeds[0]]
+    candidates = []
+    for c in first_seed:
+        free = {k: float(flops.at[c.id, k]) for k in ("gflops", "params", "gflops_per_frame", "gflops_paper")}
+        if all(w.holds(free) for w in where):
+            candidates.append(Candidate(c, free))
+    space = SearchSpace(candidates)
+    say(f"search: {len(candidates)} candidate cells ({len(first_seed) - len(candidates)} outside the constraints)")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    name = f"{plan.grid.name}-{sampler}-s{seed}-" + "-".join(objectives)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(sampler, seed),
+        directions=[OBJECTIVES[o] for o in objectives],
+        load_if_exists=True,
+    )
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.enqueue_trial(t.params)  # died with the last process: asked again, its cell reused if stored
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    state = optuna.trial.TrialState
+
+    def measured() -> set[str]:
+        """The distinct cells this study has measured (a result or not): the budget counts these."""
+        return {str(t.user_attrs["cell_id"]) for t in study.get_trials(deepcopy=False) if t.user_attrs.get("measured")}
+
+    budget, asks = min(trials, len(candidates)), 0
+    while len(measured()) < budget:
+        asks += 1
+        if asks > 20 * budget + len(candidates):  # the sampler keeps proposing measured cells
+            say(f"search: stopped after {asks - 1} proposals with {len(measured())} distinct cells measured")
+            break
+        trial = study.ask()
+        cand = space.suggest(trial)
+        repeat = cand.cell.id in measured()
+        trial.set_user_attr("cell_id", cand.cell.id)
+        trial.set_user_attr("label", cand.cell.model.label())
+        values, why, trivial = _measure(plan, cand, out, executor, objectives)
+        trial.set_user_attr("measured", True)
+        if values is None:
+            study.tell(trial, state=state.FAIL)
+            say(f"[trial {trial.number}] {cand.cell.model.label()}: not a result ({why})")
+            continue
+        study.tell(trial, values)
+        if "trivial_mpjpe_mm" not in study.user_attrs:
+            study.set_user_attr("trivial_mpjpe_mm", trivial)
+        ref = reference_point(objectives, candidates, float(study.user_attrs["trivial_mpjpe_mm"]))
+        hv = summarise(study, objectives, ref, len(candidates)).hypervolume[-1]
+        shown = ", ".join(f"{o} {v:.4g}" for o, v in zip(objectives, values, strict=True))
+        again = " (measured before: reused)" if repeat else ""
+        say(
+            f"[trial {trial.number}, cell {len(measured())}/{budget}] {cand.cell.model.label()}: {shown}; "
+            f"hypervolume {hv:.4g}{again}"
+        )
+    trivial = float(study.user_attrs.get("trivial_mpjpe_mm", math.nan))
+    return summarise(study, objectives, reference_point(objectives, candidates, trivial), len(candidates))
+
+
+def _measure(
+    plan: Plan, cand: Candidate, out: Path, executor: Executor, objectives: Sequence[str]
+) -> tuple[list[float] | None, str, float]:
+    """Run the candidate's cell and its baseline's row (the store reuses what it holds): (objective values, or
+    None with why the MPJPE is not a result by the suite's one rule; the trivial MPJPE)."""
+    from bench.report.frame import accuracy_notes
+
+    cell = cand.cell
+    base = [c for c in plan.cells if not c.model.pruned and c.baseline_key == cell.baseline_key and c is not cell]
+    df = run_grid(_sub_plan(plan, [cell, *base[:1]]), out, executor, fsync=False)
+    notes = accuracy_notes(df).set_axis(df["cell_id"])
+    row = df.set_index("cell_id").loc[cell.id]
+    trivial = float(row.get("trivial_mpjpe_mm", math.nan))
+    why = str(row.get("error") or "") or str(notes.get(cell.id, ""))
+    if why or not all(math.isfinite(float(row.get(o, math.nan))) for o in objectives):
+        return None, why or "an objective was not measured", trivial
+    return [float(row[o]) for o in objectives], "", trivial
+
+
+def reference_point(objectives: Sequence[str], candidates: Sequence[Candidate], trivial: float) -> dict[str, float]:
+    """The hypervolume's reference point, fixed before the first trial so curves compare across samplers
+    and seeds: the trivial (mean-pose) MPJPE, 1.01 x the largest candidate's FLOPs / parameters, 0 frames/s."""
+    ref = {"mpjpe_mm": trivial, "fps": 0.0}
+    for o in ("gflops", "params"):
+        ref[o] = 1.01 * max(c.free[o] for c in candidates)
+    return {o: ref[o] for o in objectives}
+
+
+def summarise(study: Any, objectives: Sequence[str], reference: dict[str, float], candidates: int) -> SearchResult:
+    """Completed trials in order, their front, and the hypervolume after each trial (at ``reference``)."""
+    import optuna
+
+    from bench.report.pareto import nondominated
+
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = pd.DataFrame(
+        [
+            {"trial": t.number, "cell_id": t.user_attrs.get("cell_id"), "label": t.user_attrs.get("label")}
+            | dict(zip(objectives, t.values, strict=True))
+            for t in done
+        ],
+        columns=["trial", "cell_id", "label", *objectives],
+    )
+    sign = np.array([1.0 if OBJECTIVES[o] == "minimize" else -1.0 for o in objectives])
+    pts = trials[list(objectives)].to_numpy(float) * sign
+    ref = np.array([reference[o] for o in objectives]) * sign
+    hv = [hypervolume(pts[: i + 1], ref) for i in range(len(pts))]
+    front = trials[nondominated(pts, [False] * len(objectives))] if len(pts) else trials
+    return SearchResult(trials, front.drop_duplicates("cell_id"), hv, reference, candidates)

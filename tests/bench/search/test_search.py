@@ -1,0 +1,121 @@
+"""The budgeted search: only planned cells are proposed, constraints hold, stored cells are not rerun."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from bench.grid import LocalExecutor, load_grid, plan_grid
+from bench.grid.spec import GridError
+from bench.search import parse_where, run_search
+
+GRID = """name: s
+backbones: [strided, mhformer]
+presets: [tiny]
+pruners: [none, cluster, uniform]
+tokens: [0.33, 0.67]
+depths: [1, 3]
+modes: [finetune]
+measure: [flops, accuracy]
+train: {steps: 1, batch_size: 4, eval_stride: 27, eval_every: 10, test_flip: false, threads: 1}
+baseline: {steps: 2}
+data: {source: synthetic, noise: none, frames_per_sequence: 60, cache_dir: "CACHE"}
+"""
+
+
+class Counting(LocalExecutor):
+    """Counts the accuracy tasks it runs (a stored cell is never handed to it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accuracy: list[str] = []
+
+    def run(self, tasks, baselines, note=None):
+        self.accuracy += [t.cell.id for t in tasks if t.measure == "accuracy"]
+        return super().run(tasks, baselines, note)
+
+
+@pytest.fixture
+def plan(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(GRID.replace("CACHE", str(tmp_path / "cache")))
+    p = plan_grid(load_grid(path))
+    assert p.skipped  # MHFormer's trunk has no depth 3: an impossible region of the axes
+    return p
+
+
+def test_trials_are_planned_cells_that_meet_the_constraints_and_stored_cells_are_not_rerun(plan, tmp_path):
+    ex = Counting()
+    limit = 0.0015  # GFLOPs: leaves Strided's pruned cells and excludes the rest
+    res = run_search(plan, tmp_path / "out", 4, where=parse_where([f"gflops<={limit}"]), executor=ex, seed=1)
+    planned = {c.id for c in plan.cells}
+    records = [json.loads(x) for x in next((tmp_path / "out").glob("accuracy-*.jsonl")).read_text().splitlines()]
+    tried = {r["cell_id"] for r in records}
+    assert tried <= planned  # never an impossible combination
+    flops = {
+        json.loads(x)["cell_id"]: json.loads(x)["gflops"]
+        for f in (tmp_path / "out").glob("flops-*.jsonl")
+        for x in f.read_text().splitlines()
+    }
+    assert res.candidates == sum(1 for c in plan.cells if flops[c.id] <= limit) < len(plan.cells)
+    assert all(flops[cid] <= limit for cid in res.trials["cell_id"])  # no trial breaks the constraint
+    assert len(ex.accuracy) == len(set(ex.accuracy)) == len(records)  # each cell's accuracy ran once
+    again = Counting()
+    res2 = run_search(plan, tmp_path / "out", 4, where=parse_where([f"gflops<={limit}"]), executor=again, seed=1)
+    assert again.accuracy == [] and len(res2.trials) == len(res.trials)  # the stored study: nothing runs
+
+
+def test_bad_requests_are_one_line(plan, tmp_path):
+    for kwargs, message in [
+        ({"objectives": ("gflops", "fps")}, "--objectives"),
+        ({"where": parse_where(["gflops<=0"])}, "no cell of the grid meets"),
+        ({"sampler": "annealing"}, "--sampler"),
+    ]:
+        with pytest.raises(GridError, match=message):
+            run_search(plan, tmp_path / "bad", 1, **kwargs)
+    for text in ("mpjpe_mm<=50", "gflops<<3", "gflops<=lots"):
+        with pytest.raises(GridError, match="--where"):
+            parse_where([text])
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_without_training_a_cell_twice(tmp_path):
+    """SIGKILL after two measured cells, the same command again: as many distinct cells as asked, each cell's
+    accuracy record written once (counted in the store, not read from a log)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    path = tmp_path / "g.yaml"
+    path.write_text(GRID.replace("CACHE", str(tmp_path / "cache")).replace("[strided, mhformer]", "[strided]"))
+    root = Path(__file__).resolve().parents[3]
+    cmd = [sys.executable, str(root / "run_bench.py"), "search", str(path), "--trials", "5", "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen = 0
+    deadline = time.time() + 240
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen += line.startswith("[trial")
+        if seen >= 2 or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    folder = tmp_path / "s-search"
+    records = [json.loads(x)["cell_id"] for f in folder.glob("accuracy-*.jsonl") for x in f.read_text().splitlines()]
+    assert len(records) == len(set(records))  # no cell trained or scored twice
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "search.journal")))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    measured = {t.user_attrs["cell_id"] for t in study.trials if t.user_attrs.get("measured")}
+    assert len(measured) == 5 and measured <= set(records)
