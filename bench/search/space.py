@@ -81,9 +81,12 @@ class Candidate:
 class SearchSpace:
     """The candidates of a plan that meet the constraints, sampled axis by axis.
 
-    Each choice is an Optuna categorical whose name carries the choices made before it
-    (``pruner|mixste/tiny``, ``schedule|mixste/tiny|cluster|attention|finetune``), so its set of choices never
-    changes between trials and every path through the choices ends at a planned cell."""
+    Each choice is an Optuna categorical named by its axis and the choices still open
+    (``schedule:0.11@1|0.33@1|...``): where the grid offers the same choices in every context (the usual
+    case) the parameter is one and the sampler learns across contexts (a token count that is good with one
+    pruner is tried with the others); where an impossible region narrows them it is another parameter. So a
+    parameter's choices never change between trials, and every path through the choices ends at a planned
+    cell."""
 
     def __init__(self, candidates: Sequence[Candidate]) -> None:
         if not candidates:
@@ -93,15 +96,12 @@ class SearchSpace:
     def suggest(self, trial: Any) -> Candidate:
         """The candidate ``trial`` (an Optuna trial) chooses."""
         pool = self.candidates
-        prefix: list[str] = []
-        depth = len(pool[0].axes)
-        for level in range(depth):
+        for level in range(len(pool[0].axes)):
             axis = pool[0].axes[level][0]
             values = sorted({c.axes[level][1] for c in pool})
-            name = "|".join([axis, *prefix])
+            name = f"{axis}:{'|'.join(values)}"
             value = values[0] if len(values) == 1 else trial.suggest_categorical(name, values)
             pool = [c for c in pool if c.axes[level][1] == value]
-            prefix.append(value)
         return pool[0]
 
     def by_id(self, cell_id: str) -> Candidate | None:
