@@ -627,6 +627,10 @@ def cmd_search(a: argparse.Namespace) -> int:
     ref = ", ".join(f"{k} {v:.4g}" for k, v in res.reference.items())
     print(f"hypervolume {res.hypervolume[-1] if res.hypervolume else 0.0:.4g} (reference point: {ref})")
     res.trials.assign(hypervolume=res.hypervolume).to_csv(out / "search_trials.csv", index=False)
+    if res.figure is not None:
+        print(f"plot:  {res.figure} (+ .pdf): hypervolume against trials, the front over every candidate")
+    for line in res.notes:
+        print(line)
     print(f"trials: {out / 'search_trials.csv'}; rows: the folder's results.csv (`run_bench.py report {out}`)")
     return 0
 

@@ -34,6 +34,7 @@ class SearchResult:
     reference: dict[str, float]
     candidates: int
     notes: list[str] = field(default_factory=list)
+    figure: Path | None = None  # hypervolume against trials, and the front over the candidates
 
 
 def _optuna() -> Any:
@@ -170,7 +171,37 @@ def run_search(
             f"[trial {trial.number}, cell {len(measured())}/{budget}] {cand.cell.model.label()}: {shown}; "
             f"hypervolume {hv:.4g}{again}"
         )
-    return summarise(study, objectives, reference, len(candidates))
+    result = summarise(study, objectives, reference, len(candidates))
+    control = _control(optuna, storage, name, sampler, objectives, reference, len(candidates))
+    if len(result.trials):
+        from bench.search.plots import search_figure
+
+        result.figure = search_figure(
+            result.trials,
+            result.hypervolume,
+            result.front,
+            candidates,
+            reference,
+            out / "plots" / f"search_{sampler}_s{seed}.png",
+            control,
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("optuna_dashboard") is not None:
+        result.notes.append(f"open the study in optuna-dashboard: optuna-dashboard {out / STUDY_FILE}")
+    return result
+
+
+def _control(
+    optuna: Any, storage: Any, name: str, sampler: str, objectives: Sequence[str], ref: dict[str, float], n: int
+) -> list[float] | None:
+    """The hypervolume curve of the random sampler's study with the same seed and objectives, if it ran here."""
+    if sampler == "random":
+        return None
+    twin = name.replace(f"-{sampler}-", "-random-", 1)
+    if twin not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        return None
+    return summarise(optuna.load_study(study_name=twin, storage=storage), objectives, ref, n).hypervolume
 
 
 def _measure(

@@ -120,6 +120,8 @@ def test_a_killed_search_resumes_without_training_a_cell_twice(tmp_path):
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     measured = {t.user_attrs["cell_id"] for t in study.trials if t.user_attrs.get("measured")}
     assert len(measured) == 5 and measured <= set(records)
+    assert (folder / "plots" / "search_tpe_s0.png").is_file()  # hypervolume against trials, front over candidates
+    assert "hypervolume" in r.stdout and "reference point" in r.stdout
     from bench.cli import main
 
     assert main(["report", str(folder)]) == 0  # a search folder reads like a grid folder
