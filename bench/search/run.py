@@ -126,7 +126,7 @@ def run_search(
     space = SearchSpace(candidates)
     say(f"search: {len(candidates)} candidate cells ({len(first_seed) - len(candidates)} outside the constraints)")
     keys = {c.cell.baseline_key for c in candidates}
-    bases = [c for c in first_seed if not c.model.pruned and (c.baseline_key in keys or c in space_cells(candidates))]
+    bases = [c for c in first_seed if not c.model.pruned and c.baseline_key in keys]
     reference = reference_point(objectives, candidates, _baseline_mpjpe(plan, bases, out, executor, say))
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
     name = f"{plan.grid.name}-{sampler}-s{seed}-" + "-".join(objectives)
@@ -220,10 +220,6 @@ def _measure(
     if why or not all(math.isfinite(float(row.get(o, math.nan))) for o in objectives):
         return None, why or "an objective was not measured"
     return [float(row[o]) for o in objectives], ""
-
-
-def space_cells(candidates: Sequence[Candidate]) -> list[Any]:
-    return [c.cell for c in candidates]
 
 
 def _baseline_mpjpe(

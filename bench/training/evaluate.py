@@ -194,13 +194,12 @@ def evaluate(
     per_action = {
         a: {k: v.per_action().get(a, float("nan")) for k, v in acc.items()} for a in acc["mpjpe"].per_action()
     }
-    mean = {k: v.action_wise() if v.num_frames else float("nan") for k, v in acc.items()}
+    pooled = bool(scores) and aggregation == "pooled"  # 3DHP's default: every valid frame weighs the same
+    mean = {
+        k: (v.frame_wise() if pooled else v.action_wise()) if v.num_frames else float("nan") for k, v in acc.items()
+    }
     extra: dict[str, object] = {}
     if scores:
-        pooled = aggregation == "pooled"
-        mean = {
-            k: (v.frame_wise() if pooled else v.action_wise()) if v.num_frames else float("nan") for k, v in acc.items()
-        }
         agg = aggregate(scores, aggregation)
         mean["mpjpe"] = agg["mpjpe_mm"]
         extra = {"pck": agg["pck"], "auc": agg["auc"], "aggregation": aggregation}
