@@ -19,6 +19,7 @@ from bench.config import ConfigError, M, ModelConfig, validate
 from bench.errors import UserError, one_line
 
 if TYPE_CHECKING:
+    from bench.grid.executors import Executor
     from bench.grid.runner import Plan
 
 EXIT_USAGE = 2
@@ -377,8 +378,23 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 # ---- run (grid) -------------------------------------------------------------------------------
+def _executor(a: argparse.Namespace) -> Executor:
+    """The executor the run flags ask for: Ray (``--ray`` / ``--ray-address``), a process pool or this process."""
+    from bench.grid import local_executor, process_executor
+
+    if a.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {a.workers}")
+    if a.ray or a.ray_address:
+        if a.workers > 1:
+            raise UserError("--workers and --ray: Ray places the cells on its cluster's CPUs; give one of them")
+        from bench.grid import ray_executor
+
+        return ray_executor(a.ray_address)
+    return process_executor(a.workers) if a.workers > 1 else local_executor
+
+
 def cmd_run(a: argparse.Namespace) -> int:
-    from bench.grid import Executor, grid_source, load_grid, local_executor, plan_grid, process_executor, run_grid
+    from bench.grid import grid_source, load_grid, plan_grid, run_grid
     from bench.grid.spec import MEASURES
 
     only = None
@@ -389,9 +405,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             raise UserError(f"--only: unknown measure {', '.join(bad) or a.only!r} (known: {', '.join(MEASURES)})")
     if a.limit is not None and a.limit < 1:
         raise UserError(f"--limit must be at least 1, got {a.limit}")
-    if a.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {a.workers}")
-    grid = load_grid(grid_source(a.grid), a.set or ())
+    grid = load_grid(grid_source(a.grid), a.set or (), lambda line: print(line, flush=True))
     plan = plan_grid(grid)
     measures: list[str] = [m for m in grid.measure if only is None or m in only]
     if not measures:
@@ -399,13 +413,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     out = Path(a.out or "results").absolute() / grid.name
     if a.dry_run:
         return _dry_run(plan, measures, out, a.limit)
-    executor: Executor = local_executor
-    if a.ray or a.ray_address:
-        from bench.grid import ray_executor
-
-        executor = ray_executor(a.ray_address)
-    elif a.workers > 1:
-        executor = process_executor(a.workers)
+    executor = _executor(a)
 
     def progress(row: dict[str, Any], i: int, n: int) -> None:
         status = row.get("error") or (f"{row.get('gflops', float('nan')):.3f} GFLOPs" if "gflops" in row else "ok")
@@ -438,7 +446,6 @@ def cmd_run(a: argparse.Namespace) -> int:
         limit=a.limit,
         only=measures,
         retry_failed=a.retry_failed,
-        remote=bool(a.ray or a.ray_address),
         note=lambda line: print(line, flush=True),
     )
     _print_skipped(plan.skipped)
@@ -452,10 +459,13 @@ def _report(results: Path, tables: Sequence[str], formats: Sequence[str], cells:
 
     ``cells``: the cell ids of the grid that just ran; rows the folder holds for other cells (a grid changed
     between two runs into one folder) stay on disk but are left out of the report, and a line says so."""
+    from bench.grid.store import in_use
     from bench.report.files import write_report
     from bench.results import export, load
 
-    df = load(results)
+    if results.is_dir() and in_use(results):
+        print(f"a run is writing {results} now: these tables hold the rows it has finished so far", flush=True)
+    df = load(results, lambda line: print(line, flush=True))
     if cells is not None and "cell_id" in df:
         stale = ~df["cell_id"].isin(cells)
         if stale.any():
@@ -603,8 +613,7 @@ def cmd_study(a: argparse.Namespace) -> int:
 
 def cmd_search(a: argparse.Namespace) -> int:
     """A budgeted Pareto search over a grid's cells (issue 20): free measures first, then one cell per trial."""
-    from bench.grid import grid_source, load_grid, plan_grid, process_executor
-    from bench.grid.executors import Executor, local_executor
+    from bench.grid import grid_source, load_grid, plan_grid
     from bench.search import parse_where, run_search
     from bench.search.run import SAMPLERS
 
@@ -612,13 +621,21 @@ def cmd_search(a: argparse.Namespace) -> int:
         raise UserError(f"--sampler {a.sampler!r}: one of {', '.join(SAMPLERS)}")
     objectives = [o.strip() for o in a.objectives.split(",") if o.strip()]
     where = parse_where(a.where or [])
-    grid = load_grid(grid_source(a.grid), a.set or ())
+    grid = load_grid(grid_source(a.grid), a.set or (), lambda line: print(line, flush=True))
     plan = plan_grid(grid)
     out = Path(a.out or "results").absolute() / f"{grid.name}-search"
-    executor: Executor = process_executor(a.workers) if a.workers > 1 else local_executor
+    executor = _executor(a)
     print(f"search '{grid.name}': {a.trials} trials, sampler {a.sampler}, seed {a.seed}; results in {out}", flush=True)
     res = run_search(
-        plan, out, a.trials, objectives, where, a.sampler, a.seed, executor, lambda s: print(s, flush=True)
+        plan,
+        out,
+        a.trials,
+        objectives,
+        where,
+        a.sampler,
+        a.seed,
+        executor,
+        lambda s: print(s, flush=True),
     )
     from tabulate import tabulate
 
@@ -744,6 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="results root (default ./results); the search goes to OUT/<grid>-search/"
     )
     ps.add_argument("--workers", type=int, default=1, help="worker processes for the shared baselines and cells")
+    ps.add_argument("--ray", action="store_true", help="run the cells as Ray tasks (needs the [ray] extra)")
+    ps.add_argument("--ray-address", default=None, help="join an existing Ray cluster (e.g. auto)")
     ps.set_defaults(func=cmd_search)
 
     pv = sub.add_parser("speedup", help="each backbone's published HoT/TPC forms timed against its baseline")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def export(results_dir: str | os.PathLike[str], cells: Collection[str] | None = 
     return out
 
 
-def _read(results_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, Path]:
+def _read(results_dir: str | os.PathLike[str], note: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, Path]:
     """The raw rows of a results folder (or of an exported CSV) and the path read."""
     from bench.grid import GridError, load_rows
 
@@ -64,7 +64,7 @@ def _read(results_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, Path]:
     if not any(path.glob("*.jsonl")) and (path / EXPORT_FILE).is_file():
         return _read(path / EXPORT_FILE)
     try:
-        df = load_rows(path)
+        df = load_rows(path, note=note)
     except GridError as e:
         raise ResultsError(str(e)) from None
     if df.empty:
@@ -81,13 +81,14 @@ def _as_list(v: Any) -> list[Any]:
     return list(out) if isinstance(out, list | tuple) else [out]
 
 
-def load(results_dir: str | os.PathLike[str]) -> pd.DataFrame:
+def load(results_dir: str | os.PathLike[str], note: Callable[[str], None] | None = None) -> pd.DataFrame:
     """All result rows of a results folder, one per cell.
 
     List-like columns (``tokens``, ``depths``, ``tokens_per_block``) are Python lists, text columns are
-    strings (``error`` is ``""`` for a cell that succeeded) and every other column is numeric.
+    strings (``error`` is ``""`` for a cell that succeeded) and every other column is numeric. ``note``
+    hears the record lines that were skipped (not records).
     """
-    df, path = _read(results_dir)
+    df, path = _read(results_dir, note)
     for col in df.columns:
         if col in LIST_COLUMNS:
             try:

@@ -68,4 +68,57 @@ SPEED_FIELDS = {
     "iqr_over_median": "latency_iqr_over_median",
 }
 
-__all__ = ["IDENTITY", "LIST_COLUMNS", "RECORD_ONLY", "SPEED_FIELDS", "TEXT_COLUMNS", "Row"]
+#: the other columns a record holds as text; every column not named here holds a number (or null)
+_TEXT_FIELDS = frozenset((*TEXT_COLUMNS, *RECORD_ONLY, *LIST_COLUMNS, "train_mode", "baseline_key", "device_name"))
+_TEXT_FIELDS |= {"precision", "driver", "cuda"}
+#: the largest seed a record may carry (numpy's and the data generator's seeds are 32-bit)
+MAX_SEED = 2**32 - 1
+
+
+def record_problem(rec: Any) -> str:
+    """Why ``rec`` (one parsed line of a record file) is not a result record, or '' when it is one: a JSON
+    object with a text ``cell_id`` and every :data:`IDENTITY` column, text in the text columns (lists as
+    JSON text), a number or null in every other column, and a seed in [0, MAX_SEED]."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if not isinstance(rec.get("cell_id"), str) or not rec["cell_id"]:
+        return "no cell_id"
+    missing = [k for k in IDENTITY if k not in rec]
+    if missing:
+        return f"no {missing[0]}"
+    for k, v in rec.items():
+        if v is None:
+            continue
+        if k in _TEXT_FIELDS:
+            if not isinstance(v, str):
+                return f"{k} is {type(v).__name__}, not text"
+            if k in LIST_COLUMNS and not _number_list(v):
+                return f"{k} is not a list of numbers"
+        elif isinstance(v, bool) or not isinstance(v, int | float):
+            return f"{k} is {type(v).__name__}, not a number"
+    seed = rec.get("seed")
+    if seed is not None and (not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        return f"seed {seed!r} is not an integer in [0, 2^32)"
+    return ""
+
+
+def _number_list(text: str) -> bool:
+    import json
+
+    try:
+        v = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(v, list) and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+
+
+__all__ = [
+    "IDENTITY",
+    "LIST_COLUMNS",
+    "MAX_SEED",
+    "RECORD_ONLY",
+    "SPEED_FIELDS",
+    "TEXT_COLUMNS",
+    "Row",
+    "record_problem",
+]

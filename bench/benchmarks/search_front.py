@@ -8,12 +8,22 @@ store already holds every cell, so a search trains nothing and what is measured 
 with the exact values the full run measured. Reports each run's hypervolume after each distinct cell,
 against the full grid's (same reference point), the median over seeds, and writes the curves
 (``search_front.csv``) and a plot (``search_front.png``) into the folder.
+
+Then (``--resume-check``, on by default) the kill-and-resume target: the same search command twice in
+fresh folders, once uninterrupted and once killed with SIGKILL after ``--kill-after`` trials and run
+again; it counts, in each folder's store and study, the distinct cells measured and the accuracy records
+per cell (a cell trained twice would hold two).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +33,7 @@ import pandas as pd
 
 from bench.grid import grid_source, load_grid, plan_grid, run_grid
 from bench.report.frame import accuracy_notes
-from bench.search.run import OBJECTIVES, hypervolume, run_search
+from bench.search.run import OBJECTIVES, hypervolume, measured_cells, run_search
 
 OBJECTIVE_PAIR = ("mpjpe_mm", "gflops")
 
@@ -43,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--fraction", type=float, default=0.4)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default="results")
+    ap.add_argument("--resume-check", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--kill-after", type=int, default=4, help="trials before the SIGKILL (resume check)")
     args = ap.parse_args(argv)
     plan = plan_grid(load_grid(grid_source(args.grid)))
     folder = Path(args.out).absolute() / f"{plan.grid.name}-front"
@@ -82,7 +94,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     for sampler, g in table.groupby("sampler"):
         print(f"{sampler}: median {g['of_full'].median():.3f} of the full grid's hypervolume over {len(g)} seeds")
+    if args.resume_check:
+        for killed in (False, True):
+            c = resume_check(
+                args.grid, budget, Path(args.out).absolute() / f"resume-{int(killed)}", killed, args.kill_after
+            )
+            print(
+                f"{'killed after ' + str(args.kill_after) + ' trials and resumed' if killed else 'uninterrupted'}: "
+                f"{c['distinct_trial_cells']} distinct trial cells, {c['accuracy_records']} accuracy records for "
+                f"{c['distinct_cells']} cells (most per cell: {c['most_records_per_cell']}), {c['seconds']:.0f} s"
+            )
     return 0 if math.isfinite(full_hv) else 1
+
+
+def resume_check(grid: str, trials: int, out: Path, kill: bool, kill_after: int) -> dict[str, float]:
+    """One search command in a fresh folder (killed after ``kill_after`` trials and run again when ``kill``):
+    the distinct cells its study measured and the accuracy records per cell in its store."""
+    cmd = [sys.executable, "-m", "run_bench", "search", grid, "--trials", str(trials), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    if kill:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        assert proc.stdout is not None
+        seen = 0
+        for line in proc.stdout:
+            seen += line.startswith("[trial")
+            if seen >= kill_after:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    folder = out / f"{load_grid(grid_source(grid)).name}-search"
+    records = [json.loads(x)["cell_id"] for f in folder.glob("accuracy-*.jsonl") for x in f.read_text().splitlines()]
+    measured = measured_cells(folder)
+    counts = pd.Series(records).value_counts()
+    return {
+        "distinct_trial_cells": len(measured),
+        "accuracy_records": len(records),
+        "distinct_cells": len(counts),
+        "most_records_per_cell": int(counts.max()),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _plot(curves: pd.DataFrame, full_hv: float, budget: int, reference: dict[str, float], path: Path) -> None:

@@ -34,7 +34,10 @@ Note = Callable[[str], None]
 
 
 class Executor(Protocol):
-    """Runs a grid's tasks and the shared baselines they need."""
+    """Runs a grid's tasks and the shared baselines they need. ``remote``: its tasks run on other machines
+    (their speed is timed there, one by one, and a CUDA speed device need not be on this one)."""
+
+    remote: bool
 
     def run(self, tasks: Sequence[Task], baselines: BaselineStore, note: Note | None = None) -> Iterator[Row]:
         """One row per task, in any order; each accuracy task of a pruned cell starts from its baseline."""
@@ -43,6 +46,8 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Tasks one after another in this process (baselines first, one after the other)."""
+
+    remote = False
 
     def __init__(self, task: TaskFn = run_cell) -> None:
         self.task = task
@@ -92,6 +97,8 @@ class ProcessExecutor:
     A broken pool (a worker died) is replaced. The tasks that were in flight are suspects: each runs
     again alone in a one-worker pool, and the one that kills that worker becomes an error row.
     """
+
+    remote = False
 
     def __init__(self, workers: int, task: TaskFn = run_cell) -> None:
         if workers < 1:
@@ -184,6 +191,8 @@ class RayExecutor:
     driver's cache, its ObjectRef passed as ``baseline_state`` to every dependent task; the driver saves
     each returned state into the cache.
     """
+
+    remote = True
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, get_args
 
 from pydantic import ValidationError
@@ -83,9 +83,12 @@ def token_plan(grid: Grid, axes: Mapping[str, Any] | None = None) -> list[tuple[
     return [*sweep, *scheduled]
 
 
-def load_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> Grid:
-    """Parse and validate a grid file plus ``--set`` overrides; every problem is a one-line :class:`GridError`."""
-    grid, where = read_grid(path, sets)
+def load_grid(
+    path: str | os.PathLike[str], sets: Sequence[str] = (), note: Callable[[str], None] | None = None
+) -> Grid:
+    """Parse and validate a grid file plus ``--set`` overrides; every problem is a one-line :class:`GridError`.
+    ``note`` hears what an override that narrows the grid dropped."""
+    grid, where = read_grid(path, sets, note)
     check_protocol(grid, where)
     return grid
 

@@ -190,7 +190,6 @@ def run_grid(
     limit: int | None = None,
     only: Iterable[str] | None = None,
     retry_failed: bool = False,
-    remote: bool = False,
     fsync: bool = True,
     speed_clock: Clock | None = None,
     note: Note | None = None,
@@ -210,9 +209,10 @@ def run_grid(
 
     g = plan.grid
     measures: list[Measure] = [m for m in g.measure if only is None or m in set(only)]
+    remote = executor.remote
     _check_device(g, measures, remote)
     check_data(g, measures)  # missing Human3.6M files: one line before any cell runs
-    with ResultStore(out_dir, fsync=fsync) as store:
+    with ResultStore(out_dir, fsync=fsync, note=note) as store:
         import yaml
 
         store.write_side("grid.yaml", yaml.safe_dump(g.resolved(), sort_keys=False))

@@ -13,7 +13,7 @@ command line. Reading a file never executes code (``yaml.safe_load``).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -282,6 +282,9 @@ def _check_names(grid: Grid, where: str) -> Grid:
     from strategies import list_pruners, list_recoverers
 
     names = list_backbones(list(grid.backbones))
+    for pattern in grid.backbones:
+        if names and not list_backbones(pattern):
+            raise GridError(f"{where}: backbones: '{pattern}' names no backbone (known: {', '.join(list_backbones())})")
     if not names:
         raise GridError(
             f"{where}: backbones {list(grid.backbones)} match nothing (known: {', '.join(list_backbones())})"
@@ -340,9 +343,58 @@ def check_data(grid: Grid, measures: Sequence[str]) -> None:
             raise GridError(f"grid '{grid.name}': data.data_root: {p} does not exist ({REAL[source]})")
 
 
-def read_grid(path: str | os.PathLike[str], sets: Sequence[str] = ()) -> tuple[Grid, str]:
+def read_grid(
+    path: str | os.PathLike[str], sets: Sequence[str] = (), note: Callable[[str], None] | None = None
+) -> tuple[Grid, str]:
     """Parse a grid file plus ``--set`` overrides (types, ranges, names) and say where it came from; the
-    protocol rules that need the expanded cells are checked by :func:`bench.grid.expand.load_grid`."""
+    protocol rules that need the expanded cells are checked by :func:`bench.grid.expand.load_grid`.
+
+    ``note`` hears what a narrowing override dropped (:func:`narrow`)."""
     p = Path(path)
     where = str(p) if not sets else f"{p} (with --set)"
-    return parse_grid(apply_sets(read_grid_text(p), sets), where, default_name=p.stem), where
+    text = read_grid_text(p)
+    d, dropped = narrow(text, apply_sets(text, sets), sets)
+    grid = parse_grid(d, where, default_name=p.stem)
+    if dropped and note is not None:
+        note(f"--set narrowed the grid: dropped {dropped}")
+    return grid, where
+
+
+def _set_keys(sets: Sequence[str]) -> set[str]:
+    return {item.partition("=")[0].strip() for item in sets}
+
+
+def narrow(file: Mapping[str, Any], d: dict[str, Any], sets: Sequence[str]) -> tuple[dict[str, Any], str]:
+    """``--set backbones=[...]`` (or ``presets=[...]``) narrowing a grid file: the file's ``by_backbone``
+    entries of the backbones it removed are dropped, and, under new ``presets``, the file's per-backbone
+    ``presets`` (so the narrowed presets apply to every backbone). Returns the grid mapping and what was
+    dropped ('' for nothing). A ``by_backbone`` key the grid file itself does not list stays an error."""
+    keys = _set_keys(sets)
+    by = d.get("by_backbone")
+    if not isinstance(by, dict) or not by:
+        return d, ""
+    dropped: list[str] = []
+    if "backbones" in keys:
+        before = set(_matching(file.get("backbones")))
+        after = set(_matching(d.get("backbones")))
+        own = {k for k in by if any(x.startswith(f"by_backbone.{k}") for x in keys)}  # the user's own --set
+        gone = [k for k in by if k in before and k not in after and k not in own]
+        for k in gone:
+            del by[k]
+        if gone:
+            dropped.append(", ".join(f"by_backbone.{k}" for k in gone) + " (backbones no longer in the grid)")
+    if "presets" in keys:
+        for k, ov in by.items():
+            if isinstance(ov, dict) and "presets" in ov and f"by_backbone.{k}.presets" not in keys:
+                del ov["presets"]
+                dropped.append(f"by_backbone.{k}.presets (--set presets applies to every backbone)")
+    return d, "; ".join(dropped)
+
+
+def _matching(names: Any) -> list[str]:
+    """The registered backbones a ``backbones`` list names (fnmatch patterns); [] for a malformed list."""
+    from backbones import list_backbones
+
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return []
+    return list_backbones(names)

@@ -9,10 +9,13 @@ Layout of ``<out>/<grid name>/``::
     .lock                        held (``fcntl.flock``) by the run that writes here
 
 Appending a record is one ``os.write`` of one line plus ``fsync``: O(1), and a kill leaves at most a
-partial last line, which the next open cuts off (that cell runs again; nothing else is lost). Any
-other damage (bytes that are not records, a record without ``cell_id``, a directory where a file
-belongs, a folder that cannot be written) is a one-line :class:`GridError` when the store opens,
-before any cell runs. FLOPs and accuracy do not depend on the machine, so their records count as done
+partial last line. Opening the store (a run, under the lock) repairs a record file: a partial last
+line, a line that is not JSON or not UTF-8, a record with wrong types (:func:`bench.rows.record_problem`)
+go to ``<file>.rejected`` and the file keeps every valid record, with one line saying what moved (their
+cells run again). What cannot be repaired without guessing (a symlink or a directory where a record
+file belongs, a file or folder that cannot be read or written) is a one-line :class:`GridError`
+before any cell runs; reading a folder (``report``) skips the lines that are not records and says
+so. FLOPs and accuracy do not depend on the machine, so their records count as done
 whatever the tag; speed is done only for this environment's tag.
 """
 
@@ -22,14 +25,15 @@ import contextlib
 import json
 import os
 import platform
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from bench.grid.spec import MEASURES, GridError
-from bench.rows import IDENTITY, LIST_COLUMNS, RECORD_ONLY
+from bench.rows import IDENTITY, LIST_COLUMNS, RECORD_ONLY, record_problem
 
 ENV_DEPENDENT = ("speed",)
 COMMON = IDENTITY  # the merge key of a cell's records (bench.rows owns the schema)
@@ -52,25 +56,69 @@ def _dump(record: Mapping[str, Any]) -> bytes:
     return (json.dumps(ordered, default=str, allow_nan=True) + "\n").encode()
 
 
-def _records(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Records of ``path`` and the byte length of its complete part (a partial last line is left out)."""
-    raw = path.read_bytes()
-    end = raw.rfind(b"\n") + 1
-    tail = raw[end:]
-    if tail and not tail.startswith(b'{"cell_id"'):
-        raise GridError(f"{path}: damaged results file (its last line is not a results record); move it away")
-    out: list[dict[str, Any]] = []
-    for n, line in enumerate(raw[:end].splitlines(), 1):
+@dataclass
+class RecordFile:
+    """One record file read line by line: its valid records, and the lines that are not records (number,
+    why, bytes); a partial last line (a kill while writing) is one of them."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    rejected: list[tuple[int, str, bytes]]
+
+    def summary(self) -> str:
+        """'kept N records, dropped line 3 (not JSON), line 9 (gflops is str, not a number)'."""
+        shown = ", ".join(f"line {n} ({why})" for n, why, _ in self.rejected[:3])
+        more = f" and {len(self.rejected) - 3} more" if len(self.rejected) > 3 else ""
+        return f"{self.path.name}: kept {len(self.records)} records, dropped {shown}{more}"
+
+
+def _records(path: Path, folder: Path) -> RecordFile:
+    """Read a record file of ``folder``: a symlink, a directory or an unreadable file is a one-line
+    :class:`GridError`; a line that is not a record (:func:`bench.rows.record_problem`) is rejected."""
+    if path.is_symlink():
+        raise GridError(
+            f"results file '{path}' is a symbolic link (to {os.readlink(path)}); the store reads and writes only "
+            "its own regular files: put the file itself there or move the link away"
+        )
+    if path.is_dir():
+        raise GridError(f"results file '{path}' is a directory")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise GridError(f"results file '{path}' cannot be read ({e.strerror or type(e).__name__})") from None
+    records: list[dict[str, Any]] = []
+    rejected: list[tuple[int, str, bytes]] = []
+    lines = raw.split(b"\n")
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        partial = n == len(lines)  # no newline after it: a write that a kill cut short, if not a record
         try:
             rec = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise GridError(f"{path}: damaged results file (line {n} is not a JSON record); move it away") from None
-        if not isinstance(rec, dict) or "cell_id" not in rec:
-            raise GridError(f"{path}: damaged results file (line {n} has no cell_id); move it away")
-        out.append(rec)
-    return out, end
+        except UnicodeDecodeError:
+            rejected.append((n, "a partial last line" if partial else "not UTF-8", line))
+            continue
+        except ValueError:
+            rejected.append((n, "a partial last line" if partial else "not JSON", line))
+            continue
+        why = record_problem(rec)
+        if why:
+            rejected.append((n, why, line))
+        else:
+            records.append(rec)
+    return RecordFile(path, records, rejected)
+
+
+def _repair(rf: RecordFile) -> str:
+    """Rewrite a record file with its valid records only (atomically), the rejected lines appended to
+    ``<file>.rejected`` beside it: no byte is lost. Returns the line that says so."""
+    keep = b"".join(_dump(r) for r in rf.records)
+    with open(rf.path.with_name(rf.path.name + ".rejected"), "ab") as fh:
+        fh.write(b"".join(line + b"\n" for _, _, line in rf.rejected))
+    tmp = rf.path.with_name(f".{rf.path.name}.tmp")
+    tmp.write_bytes(keep)
+    os.replace(tmp, rf.path)
+    return f"repaired {rf.summary()} (kept in {rf.path.name}.rejected)"
 
 
 def _measure_files(folder: Path, measure: str) -> list[Path]:
@@ -84,10 +132,17 @@ class ResultStore:
     partial last line, and takes the folder's lock (a second run on the same folder is refused).
     """
 
-    def __init__(self, folder: str | os.PathLike[str], tag: str | None = None, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        tag: str | None = None,
+        fsync: bool = True,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.tag = tag or env_tag()
         self.fsync = fsync
+        self.note = note  # hears each repaired record file
         self._lock_fd: int | None = None
         self._fds: dict[str, int] = {}
         self._done: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in MEASURES}  # measure -> key -> record
@@ -100,7 +155,7 @@ class ResultStore:
             if f.exists() and not f.is_dir():
                 raise GridError(f"results folder '{f}' is a file, not a folder")
             f.mkdir(parents=True, exist_ok=True)
-            fd = os.open(f / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(f / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except PermissionError:
             raise GridError(f"results folder '{f}' cannot be written (permission denied)") from None
         except OSError as e:
@@ -118,25 +173,21 @@ class ResultStore:
         try:
             if not os.access(f, os.W_OK):
                 raise GridError(f"results folder '{f}' cannot be written (permission denied)")
+            files = {m: [_records(path, f) for path in _measure_files(f, m)] for m in MEASURES}
             for m in MEASURES:
-                for path in _measure_files(f, m):
-                    if path.is_dir():
-                        raise GridError(f"results file '{path}' is a directory")
-                    try:
-                        recs, good = _records(path)
-                    except OSError as e:
-                        raise GridError(f"results file '{path}' cannot be read ({e.strerror})") from None
-                    if good < path.stat().st_size:  # a partial last line: the cell runs again
-                        with path.open("r+b") as fh:
-                            fh.truncate(good)
-                    same_env = path.name == f"{m}-{self.tag}.jsonl"
-                    for r in recs:
+                target = f / f"{m}-{self.tag}.jsonl"
+                if target.is_symlink() or target.is_dir():
+                    _records(target, f)  # the one-line refusal
+                for rf in files[m]:
+                    if rf.rejected:  # every file was checked first: a refusal above changed nothing
+                        line = _repair(rf)
+                        if self.note is not None:
+                            self.note(line)
+                    same_env = rf.path.name == f"{m}-{self.tag}.jsonl"
+                    for r in rf.records:
                         if m in ENV_DEPENDENT and not same_env:
                             continue
                         self._remember(m, r)
-                target = f / f"{m}-{self.tag}.jsonl"
-                if target.is_dir():
-                    raise GridError(f"results file '{target}' is a directory")
         except BaseException:
             self.close()
             raise
@@ -176,7 +227,7 @@ class ResultStore:
         fd = self._fds.get(measure)
         if fd is None:
             path = self.folder / f"{measure}-{self.tag}.jsonl"
-            fd = self._fds[measure] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = self._fds[measure] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         os.write(fd, _dump(record))
         if self.fsync:
             os.fsync(fd)
@@ -194,6 +245,23 @@ class ResultStore:
         return load_rows(self.folder)
 
 
+def in_use(folder: str | os.PathLike[str]) -> bool:
+    """Whether a run holds ``folder``'s lock now (its rows are still being written)."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(folder) / ".lock", os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases a lock taken just now
+    return False
+
+
 # ---- reading a results folder ---------------------------------------------------------------------
 def _parse_list(v: Any) -> Any:
     if isinstance(v, str) and v.startswith("["):
@@ -202,19 +270,23 @@ def _parse_list(v: Any) -> Any:
     return v
 
 
-def _records_of(folder: Path, measure: str) -> Iterator[dict[str, Any]]:
+def _records_of(folder: Path, measure: str, note: Callable[[str], None] | None) -> Iterator[dict[str, Any]]:
     for path in _measure_files(folder, measure):
-        if path.is_file():
-            recs, _ = _records(path)
-            yield from recs
+        rf = _records(path, folder)
+        if rf.rejected and note is not None:  # read-only here: the next run repairs the file
+            note(f"skipped lines that are not records: {rf.summary()}")
+        yield from rf.records
 
 
-def load_rows(folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES) -> pd.DataFrame:
+def load_rows(
+    folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES, note: Callable[[str], None] | None = None
+) -> pd.DataFrame:
     """All rows of a results folder, one per cell: each measure's last record, merged by ``cell_id``.
 
     Columns of one measure keep their names; ``error`` joins the measures' errors
     (``"speed: ..."``), ``<measure>_seconds`` says what each took. List columns (tokens, depths,
-    tokens_per_block) are lists; numbers are numbers; ``finished`` is a UTC timestamp.
+    tokens_per_block) are lists; numbers are numbers; ``finished`` is a UTC timestamp. Lines that are not
+    records are skipped, and ``note`` hears which.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -223,7 +295,7 @@ def load_rows(folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES
     baseline_of: dict[str, str] = {}
     for m in measures:
         last: dict[str, dict[str, Any]] = {}
-        for r in _records_of(folder, m):
+        for r in _records_of(folder, m, note):
             last[str(r["cell_id"])] = r
         if not last:
             continue
@@ -260,4 +332,4 @@ def load_rows(folder: str | os.PathLike[str], measures: Iterable[str] = MEASURES
     return merged.reset_index(drop=True)
 
 
-__all__ = ["ENV_DEPENDENT", "ResultStore", "env_tag", "load_rows"]
+__all__ = ["ENV_DEPENDENT", "ResultStore", "env_tag", "in_use", "load_rows"]

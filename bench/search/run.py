@@ -80,6 +80,21 @@ def free_measures(plan: Plan, out_dir: Path, executor: Executor) -> pd.DataFrame
     return run_grid(_sub_plan(plan, cells), out_dir, executor, only=["flops"], fsync=False)
 
 
+def journal(folder: Path) -> Any:
+    """The Optuna storage of a search folder (its ``search.journal``)."""
+    optuna = _optuna()
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / STUDY_FILE)))
+
+
+def measured_cells(folder: Path) -> set[str]:
+    """The distinct cells the (one) study of a search folder has measured, as its trials record them."""
+    optuna = _optuna()
+    storage = journal(folder)
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    return {str(t.user_attrs["cell_id"]) for t in study.trials if t.user_attrs.get("measured")}
+
+
 def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
     """Area dominated by ``points`` (minimised objectives) inside the box up to ``reference``."""
     import moocore
@@ -114,6 +129,7 @@ def run_search(
         raise GridError("a search needs the grid to measure accuracy (and speed for the fps objective)")
     if trials < 1:
         raise GridError(f"--trials must be >= 1, got {trials}")
+    make_sampler(sampler, seed)  # an unknown sampler: one line before any cell is measured
     out = Path(out_dir)
     say = progress or (lambda _: None)
     flops = free_measures(plan, out, executor).set_index("cell_id")
@@ -128,7 +144,7 @@ def run_search(
     keys = {c.cell.baseline_key for c in candidates}
     bases = [c for c in first_seed if not c.model.pruned and c.baseline_key in keys]
     reference = reference_point(objectives, candidates, _baseline_mpjpe(plan, bases, out, executor, say))
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    storage = journal(out)
     name = f"{plan.grid.name}-{sampler}-s{seed}-" + "-".join(objectives)
     study = optuna.create_study(
         study_name=name,

@@ -67,9 +67,10 @@ def test_resume_runs_only_the_missing_cells(grid_file, tmp_path, counting):
 
 
 def test_store_keeps_rows_when_columns_grow(tmp_path):
+    ident = dict.fromkeys(("backbone", "preset", "pruner", "recoverer", "tokens", "depths", "seed", "label"))
     with ResultStore(tmp_path / "r", tag="x") as store:
-        store.append("flops", {"cell_id": "a", "x": 1})
-        store.append("flops", {"cell_id": "b", "x": 2, "y": 3})
+        store.append("flops", {**ident, "cell_id": "a", "x": 1})
+        store.append("flops", {**ident, "cell_id": "b", "x": 2, "y": 3})
         df = store.read()
     assert list(df["cell_id"]) == ["a", "b"] and df.loc[1, "y"] == 3 and pd.isna(df.loc[0, "y"])
 

@@ -64,7 +64,7 @@ def test_ray_rows_equal_local_rows(local_ray, tmp_path):
     grid_file.write_text(GRID)
     grid = load_grid(grid_file)
     local = run_grid(plan_grid(grid), tmp_path / "local", local_executor)
-    remote = run_grid(plan_grid(grid), tmp_path / "ray", RayExecutor(task=with_pid), remote=True)
+    remote = run_grid(plan_grid(grid), tmp_path / "ray", RayExecutor(task=with_pid))
     assert len(local) == 2 * (1 + 2) and not local["error"].astype(bool).any()
     assert set(remote["pid"]) and os.getpid() not in set(remote["pid"])  # the cells ran in Ray workers
     a = local[MEASURE_COLUMNS].sort_values("cell_id").reset_index(drop=True)
@@ -166,3 +166,23 @@ def test_task_resources_declare_cpus_and_a_gpu_for_cuda_speed():
         "num_gpus": 0.0,
     }
     assert isinstance(ray_executor(), RayExecutor)
+
+
+def test_a_search_runs_its_trials_as_ray_tasks(local_ray, tmp_path):
+    """``search --ray``: the same study, its cells measured in Ray workers and written by the driver."""
+    pytest.importorskip("optuna")
+    from bench.search import run_search
+
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        "name: s\nbackbones: [strided]\npresets: [tiny]\npruners: [none, cluster, uniform]\ntokens: [0.33]\n"
+        "depths: [1, 2]\nmodes: [finetune]\nmeasure: [flops, accuracy]\n"
+        "train: {steps: 1, eval_stride: 9, eval_every: 5, test_flip: false, threads: 1}\nbaseline: {steps: 1000}\n"
+        f"data: {{source: synthetic, noise: none, frames_per_sequence: 150, cache_dir: {tmp_path / 'cache'}}}\n"
+    )
+    res = run_search(plan_grid(load_grid(path)), tmp_path / "out", 2, executor=RayExecutor(task=with_pid), seed=0)
+    import pandas as pd
+
+    rows = pd.concat(pd.read_json(f, lines=True) for f in (tmp_path / "out").glob("accuracy-*.jsonl"))
+    assert len(res.trials) == 2 and set(res.trials["cell_id"]) <= set(rows["cell_id"])
+    assert (rows["pid"] != os.getpid()).all()  # measured in Ray's workers, written here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,7 +45,7 @@ def test_append_is_linear(tmp_path):
         with ResultStore(tmp_path / f"s{n}", tag="x", fsync=False) as s:
             t0 = time.perf_counter()
             for i in range(n):
-                s.append("flops", {"cell_id": f"c{i}", "gflops": 1.0, "tokens": "[1]"})
+                s.append("flops", {**json.loads(VALID), "cell_id": f"c{i}", "gflops": 1.0, "tokens": "[1]"})
             return time.perf_counter() - t0
 
     small, big = timed(1_000), timed(10_000)
@@ -64,31 +65,117 @@ def test_truncated_last_row_reruns_only_that_cell(grid_file, tmp_path, counting)
     assert set(df2["cell_id"]) == set(df["cell_id"])
 
 
-@pytest.mark.parametrize("damage", ["garbage", "no_cell_id", "directory", "bad_middle", "folder_is_file", "readonly"])
-def test_damaged_store_is_one_error_before_any_cell(grid_file, tmp_path, damage):
+VALID = (
+    '{"cell_id": "a", "seed": 0, "backbone": "strided", "preset": "tiny", "pruner": "none", "recoverer": "none", '
+    '"tokens": "[]", "depths": "[]", "label": "strided/tiny", "gflops": 1.5, "error": ""}'
+)
+
+
+def rec(**kw) -> str:
+    """A record line: VALID with fields replaced."""
+    return json.dumps({**json.loads(VALID), **kw})
+
+
+DAMAGE = {  # a record file's content -> the lines a repair must drop (every other line is a valid record)
+    "truncated_last": (VALID + "\n" + rec(cell_id="b")[:30], ["a partial last line"]),
+    "garbage_middle": (VALID + "\n\x01\x02garbage\n" + rec(cell_id="b") + "\n", ["not JSON"]),
+    "wrong_types": (
+        VALID + "\n" + rec(cell_id="c", gflops="lots") + "\n" + rec(cell_id="d", depths={"a": 1}) + "\n",
+        ["gflops is str", "depths is dict"],
+    ),
+    "wrong_seeds": (
+        VALID + "\n" + rec(cell_id="e", seed=1e20) + "\n" + rec(cell_id="f", seed=10**20) + "\n",
+        ["seed 1e+20", "seed 100000000000000000000"],
+    ),
+    "not_records": (
+        VALID + '\n{"gflops": 1}\n[1, 2]\n' + rec(cell_id="g", backbone=None).replace(', "backbone": null', "") + "\n",
+        ["no cell_id", "not a JSON object", "no backbone"],
+    ),
+    "not_utf8": (None, ["not UTF-8"]),
+    "all_garbage": (None, ["dropped line 1 ("]),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_record_file_is_repaired_keeping_every_valid_record(grid_file, tmp_path, damage):
     out = tmp_path / "t"
     out.mkdir()
     target = out / "flops-pt-any.jsonl"
-    if damage == "garbage":
-        target.write_bytes(os.urandom(300).replace(b"\n", b"x"))
-    elif damage == "no_cell_id":
-        target.write_text('{"gflops": 1}\n')
-    elif damage == "directory":
+    text, reasons = DAMAGE[damage]
+    if damage == "all_garbage":
+        raw = b"\x01" + os.urandom(300).replace(b"\n", b"x").replace(b"{", b"x") + b"\n" + VALID.encode() + b"\n"
+    elif damage == "not_utf8":
+        raw = VALID.encode() + b'\n{"cell_id": "\xff\xfe"}\n'
+    else:
+        raw = text.encode()
+    target.write_bytes(raw)
+    r = _cli("run", str(grid_file), "--out", str(tmp_path), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    kept = [json.loads(x) for x in target.read_text().splitlines()]
+    valid = [x for x in raw.split(b"\n") if x in (VALID.encode(), rec(cell_id="b").encode())]
+    assert [k["cell_id"] for k in kept] == [json.loads(v)["cell_id"] for v in valid]  # no valid record lost
+    rejected = target.with_name(target.name + ".rejected").read_bytes()
+    assert sorted([x for x in rejected.split(b"\n") if x] + valid) == sorted(x for x in raw.split(b"\n") if x.strip())
+    (line,) = [x for x in r.stdout.splitlines() if x.startswith("repaired flops-pt-any.jsonl")]
+    assert f"kept {len(valid)} records" in line
+    for why in reasons:
+        assert why in line, line
+    assert "[1/" in r.stdout  # the grid's own cells ran after the repair
+
+
+def test_report_skips_lines_that_are_not_records_and_says_so(tmp_path):
+    from bench.cli import main
+
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "flops-pt-any.jsonl").write_text(VALID + "\n" + rec(cell_id="c", gflops="lots") + "\n")
+    df = load_rows(out, note=(notes := []).append)
+    assert list(df["cell_id"]) == ["a"] and df["gflops"].dtype == float and "gflops is str" in notes[0]
+    assert main(["report", str(out)]) in (0, 2)  # never a traceback on a folder with wrong types
+
+
+@pytest.mark.parametrize("damage", ["directory", "folder_is_file", "symlink_outside", "symlink_inside", "unreadable"])
+def test_what_cannot_be_repaired_is_one_error_before_any_cell(grid_file, tmp_path, damage, monkeypatch):
+    out = tmp_path / "t"
+    out.mkdir()
+    target = out / "flops-pt-any.jsonl"
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text(VALID + "\n")
+    if damage == "directory":
         target.mkdir()
-    elif damage == "bad_middle":
-        target.write_text('{"cell_id": "a"}\n\x01\x02garbage\n{"cell_id": "b"}\n')
     elif damage == "folder_is_file":
         out.rmdir()
         out.write_text("x")
-    elif damage == "readonly":
-        if os.geteuid() == 0:
-            pytest.skip("root ignores permissions")
-        out.chmod(0o500)
+    elif damage == "symlink_outside":
+        target.symlink_to(outside)
+    elif damage == "symlink_inside":
+        (out / "real.txt").write_text(VALID + "\n")
+        target.symlink_to(out / "real.txt")
+    elif damage == "unreadable":
+        target.write_text(VALID + "\n")
+        from pathlib import Path as P
+
+        real = P.read_bytes
+        monkeypatch.setattr(
+            P,
+            "read_bytes",
+            lambda self: (
+                (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                if self.name == target.name
+                else real(self)
+            ),
+        )
+        from bench.cli import main
+
+        assert main(["run", str(grid_file), "--out", str(tmp_path)]) == 2
+        return
     r = _cli("run", str(grid_file), "--out", str(tmp_path), timeout=120)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert "[1/" not in r.stdout  # no cell ran
+    assert outside.read_text() == VALID + "\n"  # nothing outside the folder was touched
 
 
 def test_second_concurrent_run_is_refused(grid_file, tmp_path):

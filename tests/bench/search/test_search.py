@@ -69,6 +69,30 @@ def test_trials_are_planned_cells_that_meet_the_constraints_and_stored_cells_are
     assert again.accuracy == [] and len(res2.trials) == len(res.trials)  # the stored study: nothing runs
 
 
+@pytest.mark.slow
+def test_the_fps_objective_is_each_trials_stored_throughput_and_is_maximised(tmp_path):
+    path = tmp_path / "g.yaml"
+    text = GRID.replace("CACHE", str(tmp_path / "cache")).replace("[strided, mhformer]", "[strided]")
+    text = text.replace("steps: 600}", "steps: 1000}")  # pruned cells off the mean pose too
+    path.write_text(
+        text.replace("[flops, accuracy]", "[flops, speed, accuracy]")
+        + "speed: {warmup: 1, iters: 2, batch: 1, threads: 1, throughput_batch: 4}\n"
+    )
+    res = run_search(plan_grid(load_grid(path)), tmp_path / "out", 3, objectives=("mpjpe_mm", "fps"), seed=0)
+    speed = {
+        json.loads(x)["cell_id"]: json.loads(x)["fps"]
+        for f in (tmp_path / "out").glob("speed-*.jsonl")
+        for x in f.read_text().splitlines()
+    }
+    assert len(res.trials) == 3 and res.reference["fps"] == 0.0
+    for _, t in res.trials.iterrows():
+        assert t["fps"] == pytest.approx(speed[t["cell_id"]]) and t["fps"] > 0
+    best = res.trials.loc[res.trials["mpjpe_mm"].idxmin()]
+    fastest = res.trials.loc[res.trials["fps"].idxmax()]
+    assert {best["cell_id"], fastest["cell_id"]} <= set(res.front["cell_id"])  # higher fps is better
+    assert res.hypervolume[-1] > 0
+
+
 def test_bad_requests_are_one_line(plan, tmp_path):
     for kwargs, message in [
         ({"objectives": ("gflops", "fps")}, "--objectives"),
@@ -113,12 +137,9 @@ def test_a_killed_search_resumes_without_training_a_cell_twice(tmp_path):
     folder = tmp_path / "s-search"
     records = [json.loads(x)["cell_id"] for f in folder.glob("accuracy-*.jsonl") for x in f.read_text().splitlines()]
     assert len(records) == len(set(records))  # no cell trained or scored twice
-    import optuna
+    from bench.search.run import measured_cells
 
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "search.journal")))
-    (summary,) = optuna.get_all_study_summaries(storage)
-    study = optuna.load_study(study_name=summary.study_name, storage=storage)
-    measured = {t.user_attrs["cell_id"] for t in study.trials if t.user_attrs.get("measured")}
+    measured = measured_cells(folder)
     assert len(measured) == 5 and measured <= set(records)
     assert (folder / "plots" / "search_tpe_s0.png").is_file()  # hypervolume against trials, front over candidates
     assert "hypervolume" in r.stdout and "reference point" in r.stdout
