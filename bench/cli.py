@@ -8,7 +8,9 @@ malformed file) prints one ``error:`` line and exits with status 2; no traceback
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -824,6 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args  # accepted anywhere on the line, not only before the command
     a = parser.parse_args([x for x in args if x != "--debug"])
     func = getattr(a, "func", cmd_default)
+    old_term = _sigterm_interrupts()
     try:
         return int(func(a))
     except user_errors() as e:
@@ -831,6 +834,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head -1`: the reader left; nothing more to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter's own flush at exit)
+        return 0
+    finally:
+        _restore_sigterm(old_term)
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM is an interrupt like Ctrl-C (a training loop saves its state and a grid stops cleanly); the
+    previous handler is returned (None off the main thread, where no handler can be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _restore_sigterm(old: Any) -> None:
+    import signal
+
+    if old is not None:
+        signal.signal(signal.SIGTERM, old)

@@ -69,8 +69,19 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_init(parent: int) -> None:
-    """Worker start-up: exit as soon as the grid's process is gone (no orphans after ``kill -9``)."""
+    """Worker start-up: exit as soon as the grid's process is gone (no orphans after ``kill -9``), and leave
+    Ctrl-C to the grid's process, which stops the workers itself (:func:`_stop_workers`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """After Ctrl-C in the grid's process: SIGTERM to each worker (a training loop saves its state between two
+    steps and stops, anything else ends at once), then the pool is shut down without waiting for queued work."""
+    for p in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(OSError, AttributeError):
+            p.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _death(procs: list[Any], wait_s: float = 5.0) -> str:
@@ -123,6 +134,9 @@ class ProcessExecutor:
                 raise GridError(
                     "a worker died while training a shared baseline (crash or out of memory); rerun to resume it"
                 ) from None
+            except KeyboardInterrupt:
+                _stop_workers(pool)
+                raise
 
     def _pool(self, tasks: list[Task]) -> Iterator[Row]:
         import multiprocessing as mp
@@ -162,6 +176,9 @@ class ProcessExecutor:
                             yield error_row(t, why)
                         else:
                             suspects.append(t)
+            except KeyboardInterrupt:
+                _stop_workers(pool)
+                raise
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 

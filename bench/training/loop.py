@@ -16,6 +16,8 @@ A run writes, atomically, ``model.pt`` (weights only, a plain state dict with th
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -147,6 +149,38 @@ DEFAULT_LR = 3e-3
 DEFAULT_BATCH = 16
 
 
+class _Stop:
+    """Set by SIGINT / SIGTERM while a training loop runs: the loop stops between two steps."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def __bool__(self) -> bool:
+        return self.asked
+
+
+@contextlib.contextmanager
+def _stop_between_steps() -> Iterator[_Stop]:
+    """SIGINT and SIGTERM set a flag instead of raising mid-step (in the main thread, where Python handles
+    signals; a handler set to ignore, as in pool workers, is left alone). The old handlers come back after."""
+    import signal
+    import threading
+
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            old[sig] = signal.signal(sig, lambda *_: setattr(stop, "asked", True))
+    try:
+        yield stop
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """The optimisation recipe a run uses: the user's options over the preset's :class:`TrainRecipe`."""
@@ -274,10 +308,12 @@ def fit(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     state_path = out / STATE_FILE if out is not None else None
+    run = run_fingerprint(model_cfg, tc, rec, data, init)
     if state_path is not None and state_path.is_file():
         st = _read_state(state_path)
-        if st.get("config") != json.dumps(model_cfg.to_dict(), sort_keys=True):
-            raise TrainError(f"{state_path} belongs to another configuration; use another --out")
+        why = resume_problem(st, run, tc)
+        if why:
+            raise TrainError(f"{state_path} cannot be resumed: {why}; use another --out, or delete it to start again")
         load_state_dict_strict(model, st["model"])
         try:
             opt.load_state_dict(st["optimizer"])
@@ -300,34 +336,42 @@ def fit(
     batches = _Batches(clips, rec.batch_size, tc.seed).iterate(step // steps_per_epoch)
     for _ in range(step % steps_per_epoch):  # skip what the interrupted epoch already consumed
         next(batches)
-    while (tc.steps is None or step < tc.steps) and time.perf_counter() < deadline:
-        x, y = next(batches)
-        if tc.flip_augment:
-            flip = torch.rand(x.shape[0]) < 0.5
-            x, y = flip_where(x, flip, *sides), flip_where(y, flip, *sides)
-        loss = loss_fn(model.forward_all(x), y)
-        if not bool(torch.isfinite(loss.detach())):
-            raise TrainError(
-                f"training diverged: the loss is {float(loss.detach())} at step {step + 1} of "
-                f"{model_cfg.label()} (lr {rec.lr:g}); nothing was saved for this run past step {step}"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        last_loss = loss.item()
-        if progress:
-            bar.update(1)
-            left = deadline - time.perf_counter()
-            left_text = f"{max(left, 0):.0f}s" if tc.minutes else "-"
-            bar.set_postfix(loss=f"{last_loss * 1000:.1f}mm", budget_left=left_text)
-        if state_path is not None and (step % tc.checkpoint_every == 0):
-            _save_state(state_path, model, opt, sched, step, seconds_before + time.perf_counter() - t0, model_cfg)
+    with _stop_between_steps() as stop:
+        while (tc.steps is None or step < tc.steps) and time.perf_counter() < deadline:
+            if stop:  # Ctrl-C or SIGTERM: the steps done so far are saved, then the interrupt goes on
+                if state_path is not None:
+                    _save_state(state_path, model, opt, sched, step, seconds_before + time.perf_counter() - t0, run)
+                bar.close()
+                raise KeyboardInterrupt(
+                    f"stopped at step {step}" + (f"; saved in {state_path}" if state_path else "")
+                )
+            x, y = next(batches)
+            if tc.flip_augment:
+                flip = torch.rand(x.shape[0]) < 0.5
+                x, y = flip_where(x, flip, *sides), flip_where(y, flip, *sides)
+            loss = loss_fn(model.forward_all(x), y)
+            if not bool(torch.isfinite(loss.detach())):
+                raise TrainError(
+                    f"training diverged: the loss is {float(loss.detach())} at step {step + 1} of "
+                    f"{model_cfg.label()} (lr {rec.lr:g}); nothing was saved for this run past step {step}"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            last_loss = loss.item()
+            if progress:
+                bar.update(1)
+                left = deadline - time.perf_counter()
+                left_text = f"{max(left, 0):.0f}s" if tc.minutes else "-"
+                bar.set_postfix(loss=f"{last_loss * 1000:.1f}mm", budget_left=left_text)
+            if state_path is not None and (step % tc.checkpoint_every == 0):
+                _save_state(state_path, model, opt, sched, step, seconds_before + time.perf_counter() - t0, run)
     bar.close()
     seconds = seconds_before + time.perf_counter() - t0
     if state_path is not None:
-        _save_state(state_path, model, opt, sched, step, seconds, model_cfg)
+        _save_state(state_path, model, opt, sched, step, seconds, run)
     return FitResult(model, step, seconds, last_loss, resumed_from, notes)
 
 
@@ -382,7 +426,66 @@ def train(
     )
 
 
-STATE_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "seconds", "config")
+STATE_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "seconds", "run")
+#: options that do not change the weights a run reaches: its budget, its evaluation, its threads, its saves
+NOT_IN_RUN = frozenset(("steps", "minutes", "threads", "checkpoint_every", "test_flip", "eval_stride", "eval_batch"))
+NOT_IN_RUN |= {"eval_every", "eval_precision"}
+MAX_STEP = 10**9
+
+
+def _digest(*arrays: Any) -> str:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def run_fingerprint(
+    model_cfg: ModelConfig, tc: TrainConfig, rec: Recipe, data: PoseDataset, init: Init
+) -> dict[str, Any]:
+    """Everything that determines the weights a run reaches, step for step: the model, every training option
+    but its budget and evaluation, the recipe it resolved to, the training data (a digest of its arrays) and
+    the starting weights (a digest). A resume must match it entry for entry."""
+    if init is None:
+        start = "none"
+    elif isinstance(init, Mapping):
+        start = _digest(*(v.detach().cpu().float().numpy() for _, v in sorted(init.items())))
+    else:
+        start = _digest(np.frombuffer(Path(init).read_bytes(), np.uint8))
+    train_seqs = [(s.keypoints_2d, s.positions_3d, s.confidence) for s in data.train]
+    return {
+        "model": model_cfg.to_dict(),
+        "train": {k: v for k, v in tc.model_dump().items() if k not in NOT_IN_RUN},
+        "recipe": dataclasses.asdict(rec),
+        "data": f"{data.name}:{len(data.train)} sequences:{_digest(*(a for t in train_seqs for a in t))}",
+        "init": start,
+    }
+
+
+def resume_problem(st: Mapping[str, Any], run: Mapping[str, Any], tc: TrainConfig) -> str:
+    """Why train state ``st`` is not this run's to continue ('' when it is): a different model, option,
+    recipe, data or start (named), or a step beyond this run's budget."""
+    try:
+        stored = json.loads(st["run"]) if isinstance(st["run"], str) else None
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        return "it does not say which run made it"
+    for key in ("model", "train", "recipe", "data", "init"):
+        a, b = stored.get(key), json.loads(json.dumps(run[key], default=str))
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            shown = ", ".join(f"{k} {a.get(k)!r} there, {b.get(k)!r} now" for k in diff[:3])
+            return f"it was made with another {key} ({shown})"
+        return f"it was made from other {key} ({a} there, {b} now)"
+    if tc.steps is not None and int(st["step"]) > tc.steps:
+        return f"it is at step {int(st['step'])}, beyond this run's {tc.steps} steps"
+    return ""
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -398,7 +501,31 @@ def _read_state(path: Path) -> dict[str, Any]:
         raise TrainError(f"{path}: 'model' is not a state dict of tensors; delete it or use another --out")
     if not isinstance(st["optimizer"], Mapping):
         raise TrainError(f"{path}: 'model' and 'optimizer' must be state dicts; delete it or use another --out")
+    step, seconds = st["step"], st["seconds"]
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise TrainError(
+            f"{path}: step {step!r} is not a step count in [0, {MAX_STEP}]; delete it or use another --out"
+        )
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
+        raise TrainError(f"{path}: seconds {seconds!r} is not a finite duration; delete it or use another --out")
+    for part in ("model", "optimizer"):
+        bad = _non_finite(st[part])
+        if bad:
+            raise TrainError(f"{path}: {part} state '{bad}' holds NaN or infinity; delete it or use another --out")
     return dict(st)
+
+
+def _non_finite(tree: Any, at: str = "") -> str:
+    """The first floating tensor in ``tree`` (nested mappings and lists) with a non-finite value, or ''."""
+    if isinstance(tree, torch.Tensor):
+        ok = not tree.is_floating_point() or tree.is_sparse or tree.is_meta or bool(torch.isfinite(tree).all())
+        return "" if ok else at
+    items = tree.items() if isinstance(tree, Mapping) else enumerate(tree) if isinstance(tree, list | tuple) else ()
+    for k, v in items:
+        bad = _non_finite(v, f"{at}.{k}" if at else str(k))
+        if bad:
+            return bad
+    return ""
 
 
 def _save_state(
@@ -408,7 +535,7 @@ def _save_state(
     sched: torch.optim.lr_scheduler.LRScheduler,
     step: int,
     seconds: float,
-    cfg: ModelConfig,
+    run: Mapping[str, Any],
 ) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(
@@ -419,7 +546,7 @@ def _save_state(
             "rng": torch.get_rng_state(),
             "step": step,
             "seconds": seconds,
-            "config": json.dumps(cfg.to_dict(), sort_keys=True),
+            "run": json.dumps(run, sort_keys=True, default=str),
         },
         tmp,
     )

@@ -364,3 +364,34 @@ def test_error_rows_and_result_rows_carry_the_same_identity():
     assert identity <= set(err) and {"train_mode", "baseline_key", "torch", "measure", "key"} <= identity
     assert {k: err[k] for k in identity} == {k: ok[k] for k in identity}
     assert err["error"].startswith("WorkerDied") and ok["error"] == "" and ok["baseline_key"] == base.key
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_two_workers_is_one_line_keeps_the_baselines_steps_and_leaves_no_worker(tmp_path):
+    """Ctrl-C reaches the whole process group (as in a terminal): the workers leave it to the grid's process,
+    which stops them; each training baseline saves its steps, and one line says it was interrupted."""
+    grid = tmp_path / "g.yaml"
+    grid.write_text(
+        "name: ci\nbackbones: [strided, mhformer]\npresets: [tiny]\npruners: [none, uniform]\ntokens: [9]\n"
+        "depths: [1]\nmodes: [finetune]\nmeasure: [flops, accuracy]\n"
+        "train: {steps: 5, eval_stride: 9, eval_every: 5, test_flip: false, threads: 1}\nbaseline: {steps: 5000}\n"
+        "data: {source: synthetic, noise: none, frames_per_sequence: 150}\n"
+    )
+    cmd = [sys.executable, str(ROOT / "run_bench.py"), "run", str(grid), "--workers", "2", "--out", str(tmp_path)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert p.stdout is not None
+    for line in p.stdout:
+        if line.startswith("baseline ") and "strided" in line:
+            break
+    time.sleep(12)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err.strip() == "interrupted", err  # no worker traceback, no leak warning
+    import torch
+
+    steps = [torch.load(f, weights_only=True)["step"] for f in (tmp_path / "ci" / "baselines").glob("*/train_state.pt")]
+    assert len(steps) == 2 and all(s > 0 for s in steps)  # saved when stopped, not only every 200 steps
+    time.sleep(1)
+    ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,args"], capture_output=True, text=True).stdout
+    left = [x for x in ps.splitlines() if x.split()[1:2] == [str(p.pid)] and not x.split()[2].startswith("Z")]
+    assert not left  # no live process of its group is left (an exited one awaits the reaper)
