@@ -102,9 +102,35 @@ def check_finite(state_dict: Mapping[str, Tensor]) -> None:
             )
 
 
+def check_kinds(state_dict: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> None:
+    """Refuse a tensor that is not a plain dense one with data (sparse, meta, quantised...) or whose dtype
+    is not of the model's kind (bool, integer or complex where the model holds real floats, and so on),
+    naming the first; a float of another width (fp16, bf16 weights) is cast by ``load_state_dict``."""
+    for k, v in state_dict.items():
+        mine = own.get(k)
+        structure = mine is not None and mine.is_meta  # a meta model takes a meta layout (a key and shape check)
+        if v.layout != torch.strided or (v.is_meta and not structure) or v.is_quantized:
+            kind = "meta" if v.is_meta else "quantised" if v.is_quantized else str(v.layout).removeprefix("torch.")
+            raise CheckpointError(
+                f"checkpoint tensor '{k}' is a {kind} tensor, not a dense one with values; not loaded"
+            )
+        if mine is None or structure:
+            continue
+        if (mine.is_floating_point(), mine.is_complex(), mine.dtype == torch.bool) != (
+            v.is_floating_point(),
+            v.is_complex(),
+            v.dtype == torch.bool,
+        ):
+            raise CheckpointError(
+                f"checkpoint tensor '{k}' is {str(v.dtype).removeprefix('torch.')} where the model holds "
+                f"{str(mine.dtype).removeprefix('torch.')}; not loaded"
+            )
+
+
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     """``model.load_state_dict(strict=True)`` with a one-line report of every mismatch."""
     own = model.state_dict()
+    check_kinds(state_dict, own)  # before anything reads the values
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     shapes = sorted(

@@ -60,7 +60,7 @@ def add_model_args(p: argparse.ArgumentParser, backbone_required: bool = True) -
     """The configuration axes shared by every command."""
     g = p.add_argument_group("configuration")
     g.add_argument("--backbone", "-b", required=backbone_required, help="registered backbone (see `list backbones`)")
-    g.add_argument("--preset", "-p", default="paper", help="backbone preset: paper, small, tiny, ... (default paper)")
+    g.add_argument("--preset", "-p", default=None, help="backbone preset: paper, small, tiny, ... (default paper)")
     g.add_argument("--pruner", default=None, help="token pruner (see `list pruners`); default none")
     g.add_argument("--recoverer", default=None, help="token recoverer; default attention (seq2seq) / none (seq2frame)")
     g.add_argument("--tokens", default=None, help="tokens kept per stage: 81 or 121,81,41 or fractions of T like 0.33")
@@ -84,7 +84,7 @@ def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
         raise UserError(f"--pruner {a.pruner} needs --tokens and --depths (e.g. --tokens 81 --depths 3)")
     return ModelConfig.create(
         backbone=a.backbone,
-        preset=a.preset,
+        preset=a.preset or "paper",
         pruner=a.pruner,
         recoverer=a.recoverer,
         tokens=tokens,
@@ -314,6 +314,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     values |= {"lr": a.lr, "threads": a.threads, "loss": a.loss, "test_flip": not a.no_flip_test}
     values |= {"eval_precision": a.precision}
     tc = config_from_flags(TrainConfig, values | {"eval_stride": a.eval_stride}, TRAIN_FLAGS)
+    if tc.steps and tc.minutes:
+        raise UserError("--steps and --minutes: give one budget (steps give the same weights on any machine)")
     if tc.mode == "none" and (tc.steps or tc.minutes):
         raise UserError("--mode none is training-free: drop --steps/--minutes, or train with --mode finetune")
     why = start_problem(tc, a.init is not None)
@@ -342,6 +344,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     stored = model_config_from_checkpoint(a.checkpoint)
     axes = [f for f, v in (("--pruner", a.pruner), ("--recoverer", a.recoverer), ("--tokens", a.tokens)) if v]
     axes += ["--depths"] if a.depths else []
+    axes += ["--preset"] if a.preset else []
     if axes and not a.backbone:
         raise UserError(f"{'/'.join(axes)} without --backbone would be ignored: name the whole configuration")
     if a.backbone:
@@ -400,8 +403,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench.grid.spec import MEASURES
 
     only = None
-    if a.only:
-        only = [m.strip() for m in a.only.split(",") if m.strip()]
+    if a.only is not None:
+        only = names_arg(a.only, "--only")
         bad = sorted(set(only) - set(MEASURES))
         if bad or not only:
             raise UserError(f"--only: unknown measure {', '.join(bad) or a.only!r} (known: {', '.join(MEASURES)})")
@@ -526,16 +529,32 @@ def _dry_run(plan: Plan, measures: list[str], out: Path, limit: int | None) -> i
 
 
 # ---- benchmarks: speedup, precision, study, paper targets -----------------------------------------
+def names_arg(text: str, flag: str) -> list[str]:
+    """A comma-separated option's items; an empty list or an empty item is a one-line error."""
+    items = [x.strip() for x in text.split(",")]
+    if not text.strip() or any(not x for x in items):
+        raise UserError(f"{flag} {text!r}: give comma-separated names, none of them empty")
+    return items
+
+
 def _backbones_arg(a: argparse.Namespace) -> list[str] | None:
-    if not a.backbone:
+    if a.backbone is None:
         return None
     from backbones import list_backbones
 
-    names = [n.strip() for n in a.backbone.split(",") if n.strip()]
+    names = names_arg(a.backbone, "--backbone")
     for n in names:
         if not list_backbones([n]):
             raise UserError(f"--backbone: unknown backbone '{n}' (known: {', '.join(list_backbones())})")
     return names
+
+
+def _check_preset(names: list[str] | None, preset: str) -> None:
+    """Every named backbone (every registered one for None) has ``preset``: else one line, before any timing."""
+    from backbones import get_backbone_spec, list_backbones
+
+    for n in list_backbones(names) if names else list_backbones():
+        get_backbone_spec(n).preset(preset)  # RegistryError names the presets it has
 
 
 def cmd_speedup(a: argparse.Namespace) -> int:
@@ -546,6 +565,7 @@ def cmd_speedup(a: argparse.Namespace) -> int:
     sc = speed_config_from_args(a)
     names = _backbones_arg(a)
     check_device(sc)
+    _check_preset(names, a.preset)
     rows = run_speedup(names, preset=a.preset, speed=sc)
     _print(rows, a.format, format_rows)
     return 1 if any(r.get("error") for r in rows) else 0
@@ -569,6 +589,7 @@ def cmd_precision(a: argparse.Namespace) -> int:
             raise UserError(f"--results {a.results}: no such folder (a grid's results folder, e.g. results/quick)")
         rows = run_trained_precision(a.results, names, speed=sc)
     else:
+        _check_preset(names, a.preset or "paper")
         rows = run_precision(names, preset=a.preset or "paper", speed=sc)
     _print(rows, a.format, format_rows)
     return 1 if any(r.get("error") for r in rows) else 0
@@ -621,7 +642,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
     if a.sampler not in SAMPLERS:
         raise UserError(f"--sampler {a.sampler!r}: one of {', '.join(SAMPLERS)}")
-    objectives = [o.strip() for o in a.objectives.split(",") if o.strip()]
+    objectives = names_arg(a.objectives, "--objectives")
     where = parse_where(a.where or [])
     grid = load_grid(grid_source(a.grid), a.set or (), lambda line: print(line, flush=True))
     plan = plan_grid(grid)

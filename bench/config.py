@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backbones import PoseBackbone, RegistryError, create_backbone, get_backbone_spec
 from bench.errors import UserError
+from bench.rows import MAX_SEED
 
 Number = int | float
 Mode = Literal["scratch", "finetune", "none"]
@@ -48,6 +50,23 @@ def precision_error(precision: str, device: str) -> str | None:
     """Why ``precision`` cannot run on ``device`` (one phrase), or None when it can."""
     if precision == "fp16" and not str(device).startswith("cuda"):
         return f"fp16 runs on CUDA only (device is {str(device)!r}); use bf16 or fp32 on the CPU"
+    return None
+
+
+#: bounds of every numeric option (one owner): far above any real run, below what crashes a process or a machine
+MAX_STEPS = 10**9
+MAX_MINUTES = 10**6
+MAX_BATCH = 65_536
+MAX_FRAMES = 10**6
+MAX_ITERS = 100_000
+MAX_THREADS = 1024  # the schema's bound; a run also needs them on its machine (:func:`threads_problem`)
+
+
+def threads_problem(threads: int | None) -> str | None:
+    """Why ``threads`` torch threads cannot run here (more than this machine's CPUs), or None."""
+    cpus = os.cpu_count() or 1
+    if threads is not None and threads > cpus:
+        return f"threads {threads}: this machine has {cpus} CPU(s); give at most {cpus}"
     return None
 
 
@@ -87,7 +106,9 @@ def _first_error(e: ValidationError, where: str) -> str:
     key = ".".join(p for p in (where, loc) if p)
     if err.get("type") == "extra_forbidden":
         msg = "unknown option"
-    shown = "" if err.get("type") in ("extra_forbidden", "missing") or cross else f" (got {value!r})"
+    text = repr(value)
+    text = text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
+    shown = "" if err.get("type") in ("extra_forbidden", "missing") or cross else f" (got {text})"
     return f"{key}: {msg}{shown}"
 
 
@@ -260,7 +281,7 @@ class DataConfig(_Config):
     source: Literal["synthetic", "h36m", "3dhp", "synthetic_3dhp"] = "synthetic"
     data_root: str | None = None
     keypoints: str = "gt"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     noise: Literal["none", "detector"] = "detector"
     cache_dir: str | None = None
     frames_per_sequence: int = Field(600, ge=1, le=1_000_000)  # synthetic only: length of every take
@@ -276,22 +297,22 @@ class TrainConfig(_Config):
     """Optimisation budget and recipe. Budget: ``steps`` and/or ``minutes`` (whichever ends first)."""
 
     mode: Mode = "scratch"
-    steps: int | None = Field(None, ge=1)
-    minutes: float | None = Field(None, gt=0)
-    seed: int = Field(0, ge=0)
-    batch_size: int | None = Field(None, ge=1)  # clips per step (x T frames for seq2seq); None: recipe, else 16
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+    minutes: float | None = Field(None, gt=0, le=MAX_MINUTES)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH)  # clips per step (x T, seq2seq); None: recipe, else 16
     lr: float | None = Field(None, gt=0)  # None: the preset's recipe (TrainRecipe.lr), else DEFAULT_LR
-    warmup_steps: int | None = Field(None, ge=0)  # linear LR warm-up; None: the preset's recipe, else 0
+    warmup_steps: int | None = Field(None, ge=0, le=MAX_STEPS)  # linear LR warm-up; None: the preset's recipe, else 0
     weight_decay: float = Field(0.01, ge=0)
     lr_decay: float = Field(0.99, gt=0, le=1)  # per epoch, as every paper here
-    train_stride: int | None = Field(None, ge=1)  # clip stride; default T (seq2seq) or T // 3 (seq2frame)
+    train_stride: int | None = Field(None, ge=1, le=MAX_FRAMES)  # clip stride; default T (seq2seq), T // 3 (seq2frame)
     flip_augment: bool = True
     test_flip: bool = True
-    eval_stride: int = Field(1, ge=1)
-    eval_batch: int = Field(64, ge=1)
-    eval_every: int = Field(1, ge=1)  # score every k-th test sequence (1 = all, the protocol); trivial too
-    checkpoint_every: int = Field(200, ge=1)  # steps
-    threads: int | None = Field(None, ge=1)  # torch CPU threads while training (None: torch's default)
+    eval_stride: int = Field(1, ge=1, le=MAX_FRAMES)
+    eval_batch: int = Field(64, ge=1, le=MAX_BATCH)
+    eval_every: int = Field(1, ge=1, le=MAX_FRAMES)  # score every k-th test sequence (1 = all); trivial too
+    checkpoint_every: int = Field(200, ge=1, le=MAX_STEPS)  # steps
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS)  # torch CPU threads while training (None: torch's default)
     eval_precision: Precision = "fp32"  # autocast of the evaluation (the deployed model); training is fp32
     loss: Literal["paper", "mpjpe"] = "paper"  # the backbone paper's objective, or plain MPJPE
 
@@ -326,12 +347,12 @@ class SpeedConfig(_Config):
     and CUDA) or ``fp16`` (CUDA only; refused on the CPU).
     """
 
-    batch: int = Field(1, ge=1)  # the latency batch (clips per call)
+    batch: int = Field(1, ge=1, le=MAX_BATCH)  # the latency batch (clips per call)
     # the throughput batch; None: the preset's fixed default (backbones' PresetSpec.throughput_batch)
-    throughput_batch: int | None = Field(None, ge=1)
-    warmup: int = Field(5, ge=0)
-    iters: int = Field(20, ge=1)
-    threads: int | None = Field(None, ge=1)
+    throughput_batch: int | None = Field(None, ge=1, le=MAX_BATCH)
+    warmup: int = Field(5, ge=0, le=MAX_ITERS)
+    iters: int = Field(20, ge=1, le=MAX_ITERS)
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS)
     device: str = "cpu"
     precision: Precision = "fp32"
 

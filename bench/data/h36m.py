@@ -69,7 +69,7 @@ def _load_npz(path: Path, layout: str = "the VideoPose3D Human3.6M layout") -> d
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
     except ValueError as exc:
-        raise DataError(str(exc)) from exc
+        raise DataError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from exc
 
 
 def _unwrap(arrays: Mapping[str, np.ndarray], key: str, path: Path) -> Any:
@@ -94,11 +94,23 @@ def _numeric(a: np.ndarray) -> bool:
     return bool(np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer))
 
 
+def array_problem(raw: Any, shape_ok: bool, expect: str) -> str:
+    """What is wrong with an array read from a data file ('' for nothing): not an array, the wrong shape
+    (``expect``), or not numbers (its dtype), in that order, so a dtype is never reported as a shape."""
+    if not isinstance(raw, np.ndarray):
+        return f"must be an array {expect}, got a {type(raw).__name__}"
+    if not shape_ok:
+        return f"must be {expect}, got shape {raw.shape}"
+    if not _numeric(raw):
+        return f"must hold numbers, got dtype {raw.dtype}"
+    return ""
+
+
 def _pose_3d_17(raw: Any, subject: str, action: str, path: Path) -> np.ndarray:
-    ok = isinstance(raw, np.ndarray) and raw.ndim == 3 and raw.shape[2] == 3 and _numeric(raw)
-    if not ok or raw.shape[1] not in (32, NUM_JOINTS):
-        shape = getattr(raw, "shape", type(raw).__name__)
-        raise DataError(f"{path}: positions_3d[{subject}][{action}] must be (N, 32|17, 3), got {shape}")
+    shape_ok = isinstance(raw, np.ndarray) and raw.ndim == 3 and raw.shape[2] == 3 and raw.shape[1] in (32, NUM_JOINTS)
+    why = array_problem(raw, shape_ok, "(N, 32|17, 3)")
+    if why:
+        raise DataError(f"{path}: positions_3d[{subject}][{action}] {why}")
     a: np.ndarray = raw
     if a.shape[0] == 0:
         raise DataError(f"{path}: positions_3d[{subject}][{action}] is empty")
@@ -204,9 +216,9 @@ def _take(subject: str, action: str, raw3d: Any, raw2d: Any, p3: Path, p2: Path)
     for cam, (intr, extr) in enumerate(zip(INTRINSICS, EXTRINSICS[subject], strict=True)):
         kp = raw2d[cam]
         ok = isinstance(kp, np.ndarray) and kp.ndim == 3 and kp.shape[1] == NUM_JOINTS and kp.shape[2] in (2, 3)
-        if not ok or not _numeric(kp):
-            shape = getattr(kp, "shape", type(kp).__name__)
-            raise DataError(f"{p2}: positions_2d[{subject}][{action}][{cam}] must be (N, 17, 2|3), got {shape}")
+        why = array_problem(kp, ok, "(N, 17, 2|3)")
+        if why:
+            raise DataError(f"{p2}: positions_2d[{subject}][{action}][{cam}] {why}")
         if kp.shape[0] < n:
             raise DataError(f"{p2}: {subject}/{action} camera {cam} has {kp.shape[0]} 2D frames < {n} 3D frames")
         kp = kp[:n].astype(np.float64)  # (N, 17, 2|3) pixels

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.clips import PoseDataset, Sequence
-from bench.data.h36m import DataError, _finite, _load_npz, _numeric, _unwrap
+from bench.data.h36m import DataError, _finite, _load_npz, _numeric, _unwrap, array_problem
 
 __all__ = [
     "FPS",
@@ -94,9 +94,11 @@ def reference_arrays(data_2d: np.ndarray, data_3d: np.ndarray, size: tuple[int, 
 
 def _pose(raw: Any, key: str, where: str, path: Path) -> np.ndarray:
     dims = 2 if key == "data_2d" else 3
-    if not (isinstance(raw, np.ndarray) and raw.ndim == 3 and raw.shape[1:] == (17, dims) and _numeric(raw)):
-        shape = getattr(raw, "shape", type(raw).__name__)
-        raise DataError(f"{path}: {where}['{key}'] must be (N, 17, {dims}) numbers, got {shape}")
+    why = array_problem(
+        raw, isinstance(raw, np.ndarray) and raw.ndim == 3 and raw.shape[1:] == (17, dims), f"(N, 17, {dims})"
+    )
+    if why:
+        raise DataError(f"{path}: {where}['{key}'] {why}")
     if raw.shape[0] == 0:
         raise DataError(f"{path}: {where}['{key}'] is empty")
     _finite(raw, f"{where}['{key}']", path)

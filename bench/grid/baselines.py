@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from backbones._checkpoint import clean_state_dict, extract_state_dict, load_state_dict_strict, read_checkpoint
 from bench.grid.cell import Baseline, Task
 from bench.training.baselines import train_baseline
 from bench.training.loop import MODEL_FILE, STATE_FILE
@@ -37,6 +38,8 @@ class BaselineStore(Protocol):
 
     def save(self, key: str, state_dict: Mapping[str, Tensor], desc: Mapping[str, Any] | None = None) -> Any: ...
 
+    def discard(self, key: str) -> None: ...
+
 
 class BaselineCache:
     """Baseline checkpoints keyed by description hash: ``root/<key>/model.pt`` (weights only)."""
@@ -54,10 +57,16 @@ class BaselineCache:
         return self.checkpoint(key).is_file()
 
     def load(self, key: str) -> dict[str, Tensor] | None:
+        """The cached weights (``torch.load`` weights-only; a damaged file is a CheckpointError line)."""
         if not self.has(key):
             return None
-        sd = torch.load(self.checkpoint(key), map_location="cpu", weights_only=True)
-        return dict(sd)
+        return extract_state_dict(read_checkpoint(self.checkpoint(key)))
+
+    def discard(self, key: str) -> None:
+        """Move an unusable cached checkpoint aside (``model.pt.rejected``): the baseline trains again."""
+        if self.has(key):
+            target = self.checkpoint(key)
+            os.replace(target, target.with_name(target.name + ".rejected"))
 
     def save(self, key: str, state_dict: Mapping[str, Tensor], desc: Mapping[str, Any] | None = None) -> Path:
         """Write atomically (the model file appears complete or not at all); drop the resume state."""
@@ -78,6 +87,23 @@ def train_shared(baseline: Baseline, work_dir: str | os.PathLike[str] | None = N
     return train_baseline(baseline.model, baseline.train, baseline.data, work_dir, key=baseline.key)
 
 
+def cached_problem(cache: BaselineStore, key: str, b: Baseline) -> str:
+    """Why the cached weights of baseline ``b`` cannot start its cells ('' when they can, or none are cached):
+    the file must load weights-only and fit the baseline's model key for key, shape, dtype kind and finiteness."""
+    from backbones import CheckpointError
+
+    if not cache.has(key):
+        return ""
+    try:
+        sd = cache.load(key)
+        if sd is None:
+            return ""
+        load_state_dict_strict(b.model.build(), clean_state_dict(sd))
+    except CheckpointError as e:
+        return str(e)[:200]
+    return ""
+
+
 def baselines_of(tasks: Iterable[Task]) -> dict[str, Baseline]:
     """The distinct baselines the accuracy tasks depend on, by key, in first-seen order."""
     out: dict[str, Baseline] = {}
@@ -94,10 +120,15 @@ def ensure_baselines(
 
     ``map_fn`` is the executor's (a process pool trains them ``workers`` at a time), else the built-in
     ``map``; ``note`` hears one line per baseline as it starts and ends (the CLI prints them)."""
+    say = note or (lambda _: None)
+    for k, b in baselines_of(tasks).items():
+        why = cached_problem(cache, k, b)
+        if why:
+            cache.discard(k)
+            say(f"baseline {k}: its cached weights cannot be used ({why}); moved aside, trained again")
     todo = [(k, b) for k, b in baselines_of(tasks).items() if not cache.has(k)]
     if not todo:
         return
-    say = note or (lambda _: None)
     for key, b in todo:
         say(f"baseline {key}: {b.model.backbone}/{b.model.preset}, {b.train.steps} steps (shared, trained once)")
     t0 = time.perf_counter()

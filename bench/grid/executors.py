@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from bench.errors import one_line
-from bench.grid.baselines import BaselineStore, prepare_baselines
+from bench.grid.baselines import BaselineStore, cached_problem, prepare_baselines
 from bench.grid.cell import Task, error_row, run_cell
 from bench.grid.spec import GridError
 from bench.rows import Row
@@ -238,6 +238,9 @@ class RayExecutor:
             b = t.cell.baseline
             if not t.needs_baseline or b is None or b.key in state_refs:
                 continue
+            why = cached_problem(cache, b.key, b)
+            if why:
+                cache.discard(b.key)
             state = cache.load(b.key)
             if state is not None:
                 state_refs[b.key] = ray.put(state)
@@ -256,7 +259,13 @@ class RayExecutor:
         started = not ray.is_initialized()
         if started:
             if self.address:
-                ray.init(address=self.address, log_to_driver=False, **self.init_kwargs)
+                check_address(self.address)
+                try:
+                    ray.init(address=self.address, log_to_driver=False, **self.init_kwargs)
+                except (ConnectionError, RuntimeError, ValueError) as e:
+                    raise GridError(
+                        f"--ray-address {self.address}: Ray could not join it ({one_line(e)[:200]})"
+                    ) from None
             else:
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False, **self.init_kwargs)
         try:
@@ -284,8 +293,33 @@ class RayExecutor:
                 ray.shutdown()
 
 
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) Ray address that resolves and accepts a connection within
+    ``timeout_s``, else one :class:`GridError` line (``ray.init`` itself retries an unreachable head for
+    minutes). ``auto`` and ``local`` are Ray's to find."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise GridError(f"--ray-address {address!r}: expected host:port, ray://host:port, auto or local")
+    try:
+        socket.getaddrinfo(host, int(port))
+    except (OSError, UnicodeError):
+        raise GridError(f"--ray-address {address}: the host '{host}' is not known") from None
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise GridError(f"--ray-address {address}: nothing answers there ({why}); is the Ray head running?") from None
+
+
 def ray_executor(
     address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1.0, task: TaskFn = run_cell
 ) -> RayExecutor:
-    """A :class:`RayExecutor`: ``address`` joins a cluster (``auto`` or ``host:port``), else a local instance starts."""
+    """A :class:`RayExecutor`: ``address`` joins a cluster (``auto`` or ``host:port``, checked now), else a local
+    instance starts."""
+    if address:
+        check_address(address)
     return RayExecutor(address, num_cpus, cpus_per_task, task)

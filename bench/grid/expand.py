@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from bench.config import Mode, ModelConfig, TrainConfig, validate
 from bench.grid.cell import EVAL_ONLY, Baseline, Cell
-from bench.grid.spec import Grid, GridError, ScheduleSpec, default_recoverers, read_grid
+from bench.grid.spec import MAX_COMBINATIONS, Grid, GridError, ScheduleSpec, default_recoverers, read_grid
 
 MODES: tuple[str, ...] = get_args(Mode)
 #: axes a ``modes`` entry may replace for its cells, e.g. ``{none: {recoverers: [interpolation]}}``; an entry
@@ -96,7 +96,13 @@ def load_grid(
 def check_protocol(grid: Grid, where: str) -> None:
     """Grid-level rules that need no model: the ``modes`` axis parses; trained cells have step budgets (not
     minutes). Rules that need a model (training-free cells parameter-free) are the planner's."""
-    mode_plan(grid)
+    modes = mode_plan(grid)
+    span = len(modes) * len(grid.seeds) * len(grid.presets) * len(grid.backbones)
+    span *= len(grid.pruners) * len(grid.recoverers) * (len(grid.tokens) * len(grid.depths) + len(grid.schedules))
+    if span > MAX_COMBINATIONS:
+        raise GridError(
+            f"{where}: the axes span {span:,} combinations (at most {MAX_COMBINATIONS:,}); split the grid into files"
+        )
     if "accuracy" in grid.measure:
         for backbone in grid.backbones:
             g = grid.for_backbone(backbone)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bench.config import ConfigError, DataConfig, Mode, Number, SpeedConfig, TrainConfig, _Config, validate
 from bench.errors import UserError, one_line
+from bench.rows import MAX_SEED
 
 MEASURES = ("flops", "speed", "accuracy")
 Measure = Literal["flops", "speed", "accuracy"]
@@ -82,19 +83,24 @@ def _default(*values: Any) -> Any:
     return lambda: list(values)
 
 
+#: the most values one axis of a grid file may list, and the most (axis product) combinations a grid may span
+MAX_AXIS = 256
+MAX_COMBINATIONS = 1_000_000
+
+
 class Grid(_Config):
     """A whole grid, validated: the axes, the measures and the shared sections."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
     description: str = ""
-    backbones: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-    presets: list[str] = Field(default_factory=lambda: ["tiny"], min_length=1)
-    pruners: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
-    recoverers: list[str | None] = Field(default_factory=_default(None), min_length=1)
-    tokens: list[Number | list[Number]] = Field(default_factory=_default(0.33), min_length=1)
-    depths: list[int | list[int]] = Field(default_factory=_default(1), min_length=1)
-    schedules: list[ScheduleSpec] = Field(default_factory=list)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    backbones: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=MAX_AXIS)
+    presets: list[str] = Field(default_factory=lambda: ["tiny"], min_length=1, max_length=MAX_AXIS)
+    pruners: list[str] = Field(default_factory=lambda: ["none"], min_length=1, max_length=MAX_AXIS)
+    recoverers: list[str | None] = Field(default_factory=_default(None), min_length=1, max_length=MAX_AXIS)
+    tokens: list[Number | list[Number]] = Field(default_factory=_default(0.33), min_length=1, max_length=MAX_AXIS)
+    depths: list[int | list[int]] = Field(default_factory=_default(1), min_length=1, max_length=MAX_AXIS)
+    schedules: list[ScheduleSpec] = Field(default_factory=list, max_length=MAX_AXIS)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_AXIS)
     # training modes axis: [finetune, {none: {recoverers: [interpolation]}}]; None: train.mode
     modes: list[Mode | dict[Mode, dict[str, Any] | None]] | None = None
     baseline: dict[str, Any] = Field(default_factory=dict)  # train options of the shared baselines
@@ -119,8 +125,8 @@ class Grid(_Config):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
-        if any(s < 0 for s in v):
-            raise ValueError("seeds must be >= 0")
+        if any(not 0 <= s <= MAX_SEED for s in v):
+            raise ValueError(f"seeds must be in [0, {MAX_SEED}]")
         return v
 
     @field_validator("backbone_options", "pruner_options", "recoverer_options", mode="before")
@@ -209,27 +215,83 @@ def read_grid_text(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The YAML mapping of a grid file; unreadable, binary or non-UTF-8 files are one-line errors."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # a huge or endless file is not read to its end
     except FileNotFoundError:
         raise GridError(f"grid file '{p}' does not exist") from None
     except OSError as e:
         raise GridError(f"grid file '{str(p)[:80]}': cannot read it ({e.strerror or type(e).__name__})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise GridError(f"{p}: larger than {MAX_FILE_BYTES:,} bytes, the most a grid file may be (split it into files)")
     if b"\x00" in raw:
         raise GridError(f"{p}: a binary file, not a YAML grid")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise GridError(f"{p}: not UTF-8 text (byte {e.start})") from None
-    try:
-        d = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
-        raise GridError(f"{p}: not valid YAML ({first})") from None
+    d = load_yaml(text, str(p))
     if d is None:
-        d = {}
+        raise GridError(f"{p}: an empty grid file (a grid names at least its backbones: see configs/quick.yaml)")
     if not isinstance(d, dict):
         raise GridError(f"{p}: a grid file is a mapping of axis names to lists")
     return d
+
+
+#: how deep a grid file may nest, and how many values it may hold once its YAML aliases are expanded
+MAX_DEPTH = 32
+MAX_VALUES = 100_000
+MAX_FILE_BYTES = 1_000_000
+
+
+class _GridLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (the last one would win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, str | int | float | bool) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' is given twice (line {line})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """YAML text of a grid file or a ``--set`` value, safely: no Python objects, no key twice, at most
+    :data:`MAX_DEPTH` levels and :data:`MAX_VALUES` values with its aliases expanded (an alias bomb of 9
+    levels of 9 is 387 million values), each a one-line :class:`GridError`."""
+    try:
+        d = yaml.load(text, Loader=_GridLoader)  # a SafeLoader subclass: no Python objects
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else "invalid YAML"
+        problem = getattr(e, "problem", None)
+        raise GridError(f"{where}: not valid YAML ({problem or first})") from None
+    except RecursionError:
+        raise GridError(f"{where}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    _check_size(d, where)
+    return d
+
+
+def _check_size(d: Any, where: str) -> None:
+    """Count ``d``'s values as a deep copy would (a shared alias once per use), without copying."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, int, bool]] = [(d, 1, False)]
+    while stack:
+        node, depth, children_done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise GridError(f"{where}: nested too deeply (more than {MAX_DEPTH} levels)")
+        kids = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else None
+        if kids is None or id(node) in sizes:
+            continue
+        if children_done:
+            total = 1 + sum(sizes.get(id(k), 1) for k in kids)
+            if total > MAX_VALUES:
+                raise GridError(f"{where}: more than {MAX_VALUES:,} values once its YAML aliases are expanded")
+            sizes[id(node)] = total
+            continue
+        stack.append((node, depth, True))
+        stack.extend((k, depth + 1, False) for k in kids if isinstance(k, dict | list) and id(k) not in sizes)
 
 
 def apply_sets(d: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
@@ -240,10 +302,7 @@ def apply_sets(d: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise GridError(f"--set {item}: expected KEY=VALUE with a dotted key (e.g. train.steps=500)")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            raise GridError(f"--set {key}: value '{text}' is not valid YAML") from None
+        value = load_yaml(text, f"--set {key}") if text.strip() else None
         node = out
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

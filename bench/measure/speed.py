@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from bench.config import ConfigError, SpeedConfig
+from bench.config import ConfigError, SpeedConfig, threads_problem
 from bench.data.clips import flip_pose
 from bench.data.skeleton import JOINTS_LEFT, JOINTS_RIGHT
 from bench.measure.env import environment
@@ -115,7 +115,8 @@ def is_oom(exc: BaseException) -> bool:
     oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
     if oom_type is not None and isinstance(exc, oom_type):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 @contextlib.contextmanager
@@ -123,8 +124,9 @@ def num_threads(threads: int | None) -> Iterator[int]:
     """Set ``torch.set_num_threads`` for the block (None keeps the current value); restore after."""
     before = torch.get_num_threads()
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+        why = "threads must be >= 1" if threads < 1 else threads_problem(threads)
+        if why is not None:
+            raise ConfigError(why)
         torch.set_num_threads(threads)
     try:
         yield torch.get_num_threads()

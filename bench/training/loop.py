@@ -41,7 +41,7 @@ from backbones import (
     save_checkpoint,
 )
 from backbones._checkpoint import extract_state_dict, read_checkpoint
-from bench.config import DataConfig, ModelConfig, TrainConfig
+from bench.config import MAX_STEPS, DataConfig, ModelConfig, TrainConfig, threads_problem
 from bench.data.clips import PoseDataset, flip_where, seq2seq_clips
 from bench.errors import UserError, one_line
 from bench.measure.pck import Aggregation
@@ -277,6 +277,9 @@ def fit(
         raise TrainError(why)
     torch.manual_seed(tc.seed)
     if tc.threads:
+        why = threads_problem(tc.threads)
+        if why is not None:
+            raise TrainError(why)
         torch.set_num_threads(tc.threads)
     np.random.seed(tc.seed % 2**32)  # legacy global RNG is not used by the suite; pinned for safety
     model = model_cfg.build()
@@ -342,9 +345,7 @@ def fit(
                 if state_path is not None:
                     _save_state(state_path, model, opt, sched, step, seconds_before + time.perf_counter() - t0, run)
                 bar.close()
-                raise KeyboardInterrupt(
-                    f"stopped at step {step}" + (f"; saved in {state_path}" if state_path else "")
-                )
+                raise KeyboardInterrupt(f"stopped at step {step}" + (f"; saved in {state_path}" if state_path else ""))
             x, y = next(batches)
             if tc.flip_augment:
                 flip = torch.rand(x.shape[0]) < 0.5
@@ -430,7 +431,6 @@ STATE_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "seconds", "run"
 #: options that do not change the weights a run reaches: its budget, its evaluation, its threads, its saves
 NOT_IN_RUN = frozenset(("steps", "minutes", "threads", "checkpoint_every", "test_flip", "eval_stride", "eval_batch"))
 NOT_IN_RUN |= {"eval_every", "eval_precision"}
-MAX_STEP = 10**9
 
 
 def _digest(*arrays: Any) -> str:
@@ -502,9 +502,9 @@ def _read_state(path: Path) -> dict[str, Any]:
     if not isinstance(st["optimizer"], Mapping):
         raise TrainError(f"{path}: 'model' and 'optimizer' must be state dicts; delete it or use another --out")
     step, seconds = st["step"], st["seconds"]
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEPS:
         raise TrainError(
-            f"{path}: step {step!r} is not a step count in [0, {MAX_STEP}]; delete it or use another --out"
+            f"{path}: step {step!r} is not a step count in [0, {MAX_STEPS}]; delete it or use another --out"
         )
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
         raise TrainError(f"{path}: seconds {seconds!r} is not a finite duration; delete it or use another --out")

@@ -131,7 +131,12 @@ def _cases(train: dict, test: dict, marker: Path):
         ("not a dict", train, "TS1", "'data' must be a non-empty dict"),
         ("not a 0-d array", train, ["TS1"], "must be a 0-d object array"),
         ("empty 2D", train, t(lambda d: d["TS1"].__setitem__("data_2d", d["TS1"]["data_2d"][:0])), "is empty"),
-        ("strings for poses", train, t(lambda d: d["TS2"].__setitem__("data_2d", "many")), r"\(N, 17, 2\) numbers"),
+        (
+            "strings for poses",
+            train,
+            t(lambda d: d["TS2"].__setitem__("data_2d", "many")),
+            r"must be an array \(N, 17, 2\), got a str",
+        ),
     ]
 
 

@@ -117,7 +117,7 @@ def test_training_free_cell_with_parameters_is_refused_in_one_line(tmp_path, cap
     assert [c.model.effective_recoverer for c in cells if c.model.pruned] == ["interpolation"] * 2
 
 
-@pytest.mark.parametrize("key", ["minutes: 1", "batch_size: 4"])
+@pytest.mark.parametrize("key", ["minutes: 1", "warmup_steps: 4"])
 def test_grid_cells_need_a_step_budget(tmp_path, key):
     path = tmp_path / "g.yaml"
     path.write_text(grid_text(tmp_path).replace("steps: 2, ", key + ", "))
