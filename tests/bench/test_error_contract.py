@@ -101,6 +101,48 @@ def t(tmp_path_factory) -> Path:
     for name, state in (("state_list", [1, 2]), ("state_noopt", {"model": {}, "step": 3})):
         (root / name).mkdir()
         torch.save(state, root / name / "train_state.pt")
+    # checkpoints of the right keys and shapes but of another kind (issue 21)
+    base = torch.load(good / "model.pt", weights_only=True)
+    for name, cast in (
+        ("ck_bool", lambda v: v.bool()),
+        ("ck_int", lambda v: v.long()),
+        ("ck_uint8", lambda v: v.to(torch.uint8)),
+        ("ck_complex", lambda v: v.to(torch.complex64)),
+        ("ck_sparse", lambda v: v.to_sparse()),
+        ("ck_meta", lambda v: v.to("meta")),
+    ):
+        d = _model_dir(root, name)
+        torch.save({k: cast(v) if v.is_floating_point() else v for k, v in base.items()}, d / "model.pt")
+    # a finished 2-step run (its train state resumes only the same run), and train states with impossible numbers
+    assert (
+        main(["train", *shlex.split(SEQ2FRAME), "--steps", "2", "--out", str(root / "resumable"), "--format", "json"])
+        == 0
+    )
+    state = torch.load(root / "resumable" / "train_state.pt", weights_only=True)
+    for name, change in (
+        ("state_negstep", {"step": -1}),
+        ("state_hugestep", {"step": 10**30}),
+        ("state_nan_s", {"seconds": float("nan")}),
+    ):
+        (root / name).mkdir()
+        torch.save({**state, **change}, root / name / "train_state.pt")
+    # grid files a hostile or careless user writes
+    lines = ["a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    (root / "bomb.yaml").write_text("name: b\nbackbones: [strided]\n" + "\n".join(lines) + "\n")
+    (root / "deep.yaml").write_text("name: d\nbackbones: [strided]\nx: " + "[" * 5000 + "]" * 5000 + "\n")
+    (root / "dup.yaml").write_text("name: d\nbackbones: [strided]\nbackbones: [mixste]\n")
+    (root / "empty.yaml").write_text("")
+    (root / "huge.yaml").write_text("name: h\nbackbones: [strided]\n" + "# padding\n" * 110_000)
+    (root / "tokens.yaml").write_text(
+        "name: t\nbackbones: [strided]\ntokens: [" + ", ".join(map(str, range(1, 300))) + "]\n"
+    )
+    (root / "typo.yaml").write_text("name: t\nbackbones: [strided, mixstee]\n")
+    (root / "strided.yaml").write_text("name: s\nbackbones: [strided]\npresets: [tiny]\nmeasure: [flops]\n")
+    (root / "symroot" / "s").mkdir(parents=True)
+    (root / "outside.jsonl").write_text("")
+    (root / "symroot" / "s" / "flops-pt-any.jsonl").symlink_to(root / "outside.jsonl")
+    (root / "bin.csv").write_bytes(b"\x00\xff\xfe" * 100)
     assert good.is_dir()
     return root
 
@@ -272,6 +314,189 @@ ROWS: list = [
     ("run-workers-str", f"run quick --workers many --out {R}/r3", "--workers", [f"{R}/r3"]),
     ("run-limit-0", f"run quick --limit 0 --out {R}/r4", "--limit", [f"{R}/r4"]),
     ("run-out-is-file", "run quick --out {t}/a_file.txt", "a_file.txt", []),
+    # ---- issue 21: what a hostile probe found, and its classes --------------------------------------
+    (
+        "run-set-typo-backbone",
+        f"run quick --set backbones=[strided,mixstee] --out {R}/r5",
+        "'mixstee' names no",
+        [f"{R}/r5"],
+    ),
+    (
+        "run-set-override-gone",
+        f"run quick --set backbones=[strided] --set by_backbone.mixste.train.steps=3 --out {R}/r6",
+        "by_backbone.mixste",
+        [f"{R}/r6"],
+    ),
+    ("run-file-typo-backbone", f"run {{t}}/typo.yaml --out {R}/r7", "'mixstee' names no", [f"{R}/r7"]),
+    ("run-alias-bomb", f"run {{t}}/bomb.yaml --out {R}/r8", "YAML aliases", [f"{R}/r8"]),
+    ("run-nested-5000", f"run {{t}}/deep.yaml --out {R}/r9", "nested too deeply", [f"{R}/r9"]),
+    ("run-duplicate-key", f"run {{t}}/dup.yaml --out {R}/r10", "'backbones' is given twice", [f"{R}/r10"]),
+    ("run-empty-grid", f"run {{t}}/empty.yaml --out {R}/r11", "empty grid file", [f"{R}/r11"]),
+    ("run-huge-grid-file", f"run {{t}}/huge.yaml --out {R}/r12", "larger than 1,000,000 bytes", [f"{R}/r12"]),
+    ("run-300-tokens", f"run {{t}}/tokens.yaml --out {R}/r13", "at most 256", [f"{R}/r13"]),
+    ("run-seed-1e20", f"run quick --set seeds=[100000000000000000000] --out {R}/r14", "seeds", [f"{R}/r14"]),
+    ("run-threads-huge", f"run quick --set train.threads=100000 --out {R}/r15", "threads", [f"{R}/r15"]),
+    ("run-batch-huge", f"run quick --set speed.batch=100000000 --out {R}/r16", "speed.batch", [f"{R}/r16"]),
+    ("run-steps-huge", f"run quick --set train.steps=10000000000000 --out {R}/r17", "train.steps", [f"{R}/r17"]),
+    ("run-ray-no-host", f"run quick --ray-address nosuchhost.invalid:1 --out {R}/r18", "is not known", [f"{R}/r18"]),
+    ("run-ray-no-port", f"run quick --ray-address bogus --out {R}/r19", "host:port", [f"{R}/r19"]),
+    ("run-ray-and-workers", f"run quick --ray --workers 2 --out {R}/r20", "--workers and --ray", [f"{R}/r20"]),
+    ("run-only-empty-item", f"run quick --only flops,,speed --out {R}/r21", "--only", [f"{R}/r21"]),
+    ("run-only-empty", f"run quick --only '' --out {R}/r22", "--only", [f"{R}/r22"]),
+    ("run-set-no-value", f"run quick --set train.steps --out {R}/r23", "KEY=VALUE", [f"{R}/r23"]),
+    ("run-set-not-section", f"run quick --set name.x=3 --out {R}/r24", "not a section", [f"{R}/r24"]),
+    ("run-symlinked-record", "run {t}/strided.yaml --out {t}/symroot", "symbolic link", []),
+    ("run-set-minutes", f"run quick --set train.minutes=1 --out {R}/r25", "minutes", [f"{R}/r25"]),
+    # ---- report ---------------------------------------------------------------------------------
+    ("report-missing", "report {t}/nowhere", "no results folder", []),
+    ("report-empty-folder", "report {t}/empty", "no result rows", []),
+    ("report-binary-csv", "report {t}/bin.csv", "bin.csv", []),
+    ("report-table", "report {t}/empty --table nope", "--table", []),
+    ("report-format", "report {t}/empty --format xml", "--format", []),
+    ("report-symlinked-record", "report {t}/symroot/s", "symbolic link", []),
+    # ---- list -----------------------------------------------------------------------------------
+    ("list-unknown-kind", "list nope", "nope", []),
+    ("list-format", "list backbones --format xml", "--format", []),
+    # ---- targets --------------------------------------------------------------------------------
+    ("targets-format", "targets --format xml", "--format", []),
+    ("targets-empty-backbone", "targets --backbone ''", "--backbone", []),
+    # ---- speed (bounds) ---------------------------------------------------------------------------
+    ("speed-threads-100000", f"{SP} --threads 100000", "--threads", []),
+    ("speed-threads-over-cpus", f"{SP} --threads {min(1024, (os.cpu_count() or 1) + 1)}", "CPU(s)", []),
+    ("speed-batch-1e8", f"{SP} --batch 100000000", "--batch", []),
+    ("speed-throughput-batch-1e8", f"{SP} --throughput-batch 100000000", "--throughput-batch", []),
+    ("speed-iters-1e9", f"speed {TINY} --iters 1000000000", "--iters", []),
+    # ---- speedup --------------------------------------------------------------------------------
+    ("speedup-empty-backbone", "speedup --backbone ''", "--backbone", []),
+    ("speedup-empty-item", "speedup -b mixste,,strided", "--backbone", []),
+    ("speedup-unknown-backbone", "speedup -b nope", "unknown backbone 'nope'", []),
+    ("speedup-unknown-preset", "speedup --preset huge", "no preset 'huge'", []),
+    ("speedup-threads-100000", "speedup --threads 100000", "--threads", []),
+    ("speedup-batch-1e8", "speedup --batch 100000000", "--batch", []),
+    # ---- precision ------------------------------------------------------------------------------
+    ("precision-fp32", "precision --precision fp32", "fp32", []),
+    ("precision-unknown-preset", "precision --preset huge", "no preset 'huge'", []),
+    ("precision-results-missing", "precision --results {t}/nowhere", "--results", []),
+    ("precision-results-and-preset", "precision --results {t}/empty --preset tiny", "--preset", []),
+    ("precision-empty-backbone", "precision --backbone ''", "--backbone", []),
+    # ---- study ----------------------------------------------------------------------------------
+    ("study-workers-0", f"study --workers 0 --out {R}/st1", "--workers", [f"{R}/st1"]),
+    ("study-ray-and-workers", f"study --ray --workers 2 --out {R}/st2", "--workers and --ray", [f"{R}/st2"]),
+    ("study-only-empty-item", f"study --only accuracy,, --out {R}/st3", "--only", [f"{R}/st3"]),
+    ("study-set-typo", f"study --set backbones=[mixstee] --out {R}/st4", "mixstee", [f"{R}/st4"]),
+    # ---- search ---------------------------------------------------------------------------------
+    ("search-no-trials", f"search search_quick --out {R}/se1", "--trials", [f"{R}/se1"]),
+    ("search-trials-0", f"search search_quick --trials 0 --out {R}/se2", "--trials", [f"{R}/se2"]),
+    ("search-sampler", f"search search_quick --trials 2 --sampler annealing --out {R}/se3", "--sampler", [f"{R}/se3"]),
+    (
+        "search-objectives",
+        f"search search_quick --trials 2 --objectives gflops,fps --out {R}/se4",
+        "--objectives",
+        [f"{R}/se4"],
+    ),
+    (
+        "search-objectives-empty",
+        f"search search_quick --trials 2 --objectives mpjpe_mm,, --out {R}/se5",
+        "--objectives",
+        [f"{R}/se5"],
+    ),
+    (
+        "search-fps-without-speed",
+        f"search search_quick --trials 2 --objectives mpjpe_mm,fps --out {R}/se6",
+        "speed",
+        [f"{R}/se6"],
+    ),
+    (
+        "search-where-syntax",
+        f"search search_quick --trials 2 --where 'gflops<<3' --out {R}/se7",
+        "--where",
+        [f"{R}/se7"],
+    ),
+    (
+        "search-where-not-free",
+        f"search search_quick --trials 2 --where 'mpjpe_mm<=50' --out {R}/se8",
+        "not a free measure",
+        [f"{R}/se8"],
+    ),
+    (
+        "search-ray-and-workers",
+        f"search search_quick --trials 2 --ray --workers 2 --out {R}/se9",
+        "--workers and --ray",
+        [f"{R}/se9"],
+    ),
+    (
+        "search-ray-no-host",
+        f"search search_quick --trials 2 --ray-address nosuchhost.invalid:1 --out {R}/se10",
+        "is not known",
+        [f"{R}/se10"],
+    ),
+    (
+        "search-set-typo",
+        f"search search_quick --trials 2 --set backbones=[mixstee] --out {R}/se11",
+        "mixstee",
+        [f"{R}/se11"],
+    ),
+    ("search-missing-grid", f"search {{t}}/nowhere.yaml --trials 2 --out {R}/se12", "no grid", [f"{R}/se12"]),
+    ("search-flops-only-grid", f"search {{t}}/strided.yaml --trials 2 --out {R}/se13", "accuracy", [f"{R}/se13"]),
+    # ---- train (bounds, budgets, resumes) --------------------------------------------------------
+    ("train-threads-100000", f"{TR} --threads 100000 --out {R}/ba", "--threads", [f"{R}/ba"]),
+    (
+        "train-threads-over-cpus",
+        f"{TR} --threads {min(1024, (os.cpu_count() or 1) + 1)} --out {R}/bb",
+        "CPU(s)",
+        [f"{R}/bb/model.pt"],
+    ),
+    ("train-seed-1e20", f"{TR} --seed 100000000000000000000 --out {R}/bc", "--seed", [f"{R}/bc"]),
+    ("train-data-seed-1e20", f"{TR} --data-seed 100000000000000000000 --out {R}/bd", "--data-seed", [f"{R}/bd"]),
+    ("train-batch-size-1e8", f"{TR} --batch-size 100000000 --out {R}/be", "--batch-size", [f"{R}/be"]),
+    ("train-steps-1e12", f"train {TINY} --steps 1000000000000 --out {R}/bf", "--steps", [f"{R}/bf"]),
+    (
+        "train-steps-and-minutes",
+        f"train {TINY} --steps 3 --minutes 1 --out {R}/bg",
+        "--steps and --minutes",
+        [f"{R}/bg"],
+    ),
+    (
+        "train-resume-other-lr",
+        f"train {SEQ2FRAME} --steps 2 --lr 0.5 --out {{t}}/resumable",
+        "lr None there, 0.5 now",
+        [],
+    ),
+    ("train-resume-other-data", f"train {SEQ2FRAME} --steps 2 --data-seed 3 --out {{t}}/resumable", "other data", []),
+    ("train-resume-fewer-steps", f"train {SEQ2FRAME} --steps 1 --out {{t}}/resumable", "beyond this run's 1 steps", []),
+    ("train-resume-other-model", f"train {TINY} --steps 2 --out {{t}}/resumable", "another model", []),
+    (
+        "train-state-negative-step",
+        f"train {SEQ2FRAME} --steps 2 --out {{t}}/state_negstep",
+        "step -1",
+        ["{t}/state_negstep/model.pt"],
+    ),
+    (
+        "train-state-step-1e30",
+        f"train {SEQ2FRAME} --steps 2 --out {{t}}/state_hugestep",
+        "is not a step count",
+        ["{t}/state_hugestep/model.pt"],
+    ),
+    (
+        "train-state-nan-seconds",
+        f"train {SEQ2FRAME} --steps 2 --out {{t}}/state_nan_s",
+        "seconds nan",
+        ["{t}/state_nan_s/model.pt"],
+    ),
+    (
+        "train-init-bool",
+        f"train {TINY} --mode finetune --steps 1 --init {{t}}/ck_bool/model.pt --out {R}/bh",
+        "is bool where",
+        [f"{R}/bh"],
+    ),
+    # ---- evaluate (checkpoint kinds) ---------------------------------------------------------------
+    ("eval-bool", "evaluate --checkpoint {t}/ck_bool/model.pt", "is bool where the model holds float32", []),
+    ("eval-int", "evaluate --checkpoint {t}/ck_int/model.pt", "is int64 where", []),
+    ("eval-uint8", "evaluate --checkpoint {t}/ck_uint8/model.pt", "is uint8 where", []),
+    ("eval-complex", "evaluate --checkpoint {t}/ck_complex/model.pt", "is complex64 where", []),
+    ("eval-sparse", "evaluate --checkpoint {t}/ck_sparse/model.pt", "sparse_coo tensor", []),
+    ("eval-meta", "evaluate --checkpoint {t}/ck_meta/model.pt", "meta tensor", []),
+    ("eval-preset-without-backbone", "evaluate --checkpoint {t}/good/model.pt -p small", "--preset", []),
 ]
 
 
@@ -287,12 +512,20 @@ def _ids(rows: list) -> list[str]:
     return [r.values[0] if hasattr(r, "values") else r[0] for r in rows]
 
 
+COMMANDS = ("flops", "speed", "speedup", "train", "eval", "run", "report", "list", "targets", "precision", "study")
+COMMANDS += ("search",)
+
+
+def _command(row_id: str) -> str:
+    return max((c for c in COMMANDS if row_id.startswith(c + "-")), key=len, default="global")
+
+
 def test_the_table_is_large_and_ids_are_unique():
     ids = _ids(ROWS)
-    assert len(ids) >= 60
+    assert len(ids) >= 160
     assert len(set(ids)) == len(ids)
-    for command in ("flops", "speed", "train", "eval", "run"):
-        assert sum(i.startswith(command) for i in ids) >= 5, command
+    counts = {c: sum(_command(i) == c for i in ids) for c in COMMANDS}
+    assert all(n >= 2 for n in counts.values()), counts  # every subcommand is probed
 
 
 @pytest.mark.parametrize(("name", "command", "fragment", "absent"), ROWS, ids=_ids(ROWS))
