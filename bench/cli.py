@@ -497,8 +497,26 @@ def _report(results: Path, tables: Sequence[str], formats: Sequence[str], cells:
     for path in files.plots:
         if path.suffix == ".png":
             print(f"plot:  {path} (+ .pdf)")
-    print(f"notebook: {NOTEBOOK} (HOURGLASS_RESULTS={folder} jupyter lab {NOTEBOOK.relative_to(ROOT)})")
+    print(f"notebook: {notebook_line(folder)}")
     return 0
+
+
+def notebook_line(folder: Path) -> str:
+    """How to open this folder in the notebook: a command that works pasted into this shell (the venv's own
+    ``jupyter``, ``--allow-root`` where root runs it), or the install line when JupyterLab is absent."""
+    import importlib.util
+    import shlex
+
+    jupyter = Path(sys.executable).parent / "jupyter"
+    if importlib.util.find_spec("jupyterlab") is None or not jupyter.is_file():
+        return (
+            f"{NOTEBOOK} (JupyterLab is not installed here: {shlex.quote(sys.executable)} -m pip install "
+            f"-c constraints-cpu.txt -e '.[notebook]')"
+        )
+    root = " --allow-root" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+    where = f"HOURGLASS_RESULTS={shlex.quote(str(folder))}"
+    cmd = f"{where} {shlex.quote(str(jupyter))} lab{root} {shlex.quote(str(NOTEBOOK))}"
+    return f"{NOTEBOOK} (open it in JupyterLab: {cmd})"
 
 
 def _print_skipped(skipped: list[tuple[str, str]]) -> None:
