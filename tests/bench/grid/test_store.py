@@ -395,3 +395,73 @@ def test_ctrl_c_with_two_workers_is_one_line_keeps_the_baselines_steps_and_leave
     ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,args"], capture_output=True, text=True).stdout
     left = [x for x in ps.splitlines() if x.split()[1:2] == [str(p.pid)] and not x.split()[2].startswith("Z")]
     assert not left  # no live process of its group is left (an exited one awaits the reaper)
+
+
+KILL_GRID = (
+    "name: k\nbackbones: [strided]\npresets: [tiny]\npruners: [none, uniform, cluster, attention, motion]\n"
+    "tokens: [9]\ndepths: [1, 2]\nmodes: [finetune]\nmeasure: [flops, accuracy]\n"
+    "train: {steps: 20, eval_stride: 9, eval_every: 5, test_flip: false, threads: 1}\nbaseline: {steps: 400}\n"
+    "data: {source: synthetic, noise: none, frames_per_sequence: 150}\n"
+)
+
+
+def _records(folder: Path) -> list[tuple[str, str]]:
+    return [
+        (f.name.split("-")[0], json.loads(x)["cell_id"])
+        for f in folder.glob("*.jsonl")
+        for x in f.read_text().splitlines()
+        if x.strip()
+    ]
+
+
+def _live_in_group(pgid: int) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,args"], capture_output=True, text=True).stdout
+    return [x for x in ps.splitlines()[1:] if x.split()[1] == str(pgid) and not x.split()[2].startswith("Z")]
+
+
+@pytest.mark.slow
+def test_kill_9_at_five_instants_with_two_workers_loses_and_repeats_nothing(tmp_path):
+    import random
+
+    grid = tmp_path / "k.yaml"
+    grid.write_text(KILL_GRID)
+    cmd = [sys.executable, str(ROOT / "run_bench.py"), "run", str(grid), "--workers", "2", "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rng = random.Random(21)
+    folder = tmp_path / "k"
+    for _ in range(5):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        time.sleep(rng.uniform(3.0, 9.0))  # start-up (~3 s), baseline training, fine-tuning: wherever it lands
+        p.send_signal(signal.SIGKILL)  # the grid's process only, as kill -9 PID does
+        p.wait()
+        deadline = time.time() + 10
+        while _live_in_group(p.pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert _live_in_group(p.pid) == []  # its workers saw it die and left: no orphan
+        recs = _records(folder) if folder.is_dir() else []
+        assert len(recs) == len(set(recs))  # never a (measure, cell) twice
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    recs = _records(folder)
+    cells = {c for _, c in recs}
+    assert len(cells) == 9 and len(recs) == 18 == len(set(recs))  # every cell once per measure: none lost
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_writes(tmp_path):
+    grid = tmp_path / "k.yaml"
+    grid.write_text(KILL_GRID)
+    cmd = [sys.executable, str(ROOT / "run_bench.py"), "run", str(grid), "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert first.stdout is not None
+    for line in first.stdout:  # the first run holds the folder once it says where its results go
+        if line.startswith("[1/"):
+            break
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 2 and second.stderr.strip().count("\n") == 0
+    assert "in use by another run" in second.stderr
+    first.communicate(timeout=600)
+    assert first.returncode == 0
+    recs = _records(tmp_path / "k")
+    assert len(recs) == 18 == len(set(recs))
