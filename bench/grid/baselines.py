@@ -40,6 +40,8 @@ class BaselineStore(Protocol):
 
     def discard(self, key: str) -> None: ...
 
+    def problem(self, key: str, baseline: Baseline) -> str: ...
+
 
 class BaselineCache:
     """Baseline checkpoints keyed by description hash: ``root/<key>/model.pt`` (weights only)."""
@@ -61,6 +63,10 @@ class BaselineCache:
         if not self.has(key):
             return None
         return extract_state_dict(read_checkpoint(self.checkpoint(key)))
+
+    def problem(self, key: str, baseline: Baseline) -> str:
+        """Why the cached weights cannot start ``baseline``'s cells ('' when they can or none are cached)."""
+        return cached_problem(self, key, baseline)
 
     def discard(self, key: str) -> None:
         """Move an unusable cached checkpoint aside (``model.pt.rejected``): the baseline trains again."""
@@ -122,7 +128,7 @@ def ensure_baselines(
     ``map``; ``note`` hears one line per baseline as it starts and ends (the CLI prints them)."""
     say = note or (lambda _: None)
     for k, b in baselines_of(tasks).items():
-        why = cached_problem(cache, k, b)
+        why = cache.problem(k, b)
         if why:
             cache.discard(k)
             say(f"baseline {k}: its cached weights cannot be used ({why}); moved aside, trained again")

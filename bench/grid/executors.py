@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from bench.errors import one_line
-from bench.grid.baselines import BaselineStore, cached_problem, prepare_baselines
+from bench.grid.baselines import BaselineStore, prepare_baselines
 from bench.grid.cell import Task, error_row, run_cell
 from bench.grid.spec import GridError
 from bench.rows import Row
@@ -238,8 +238,7 @@ class RayExecutor:
             b = t.cell.baseline
             if not t.needs_baseline or b is None or b.key in state_refs:
                 continue
-            why = cached_problem(cache, b.key, b)
-            if why:
+            if cache.problem(b.key, b):
                 cache.discard(b.key)
             state = cache.load(b.key)
             if state is not None:

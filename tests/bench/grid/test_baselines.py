@@ -223,3 +223,29 @@ def test_each_seeds_row_names_its_own_baseline(tmp_path):
     for f in (tmp_path / "res").glob("flops-*.jsonl"):  # the stored copies too, not only the merged view
         recs = [json.loads(line) for line in f.read_text().splitlines()]
         assert {(r["seed"], r["baseline_key"]) for r in recs} == set(keys.items())
+
+
+@pytest.mark.parametrize("poison", ["text", "nan", "bool"])
+def test_a_cached_baseline_that_cannot_load_is_moved_aside_and_trained_again(tmp_path, poison):
+    import torch
+
+    path = tmp_path / "g.yaml"
+    path.write_text(grid_text(tmp_path / "cache"))
+    plan = plan_grid(load_grid(path))
+    out = tmp_path / "res"
+    run_grid(plan, out)
+    (ckpt,) = (out / "baselines").glob("*/model.pt")
+    sd = torch.load(ckpt, weights_only=True)
+    if poison == "text":
+        ckpt.write_text("not a checkpoint")
+    else:
+        k = next(k for k, v in sd.items() if v.is_floating_point())
+        sd[k] = sd[k].fill_(float("nan")) if poison == "nan" else sd[k].bool()
+        torch.save(sd, ckpt)
+    for f in out.glob("accuracy-*.jsonl"):
+        f.unlink()  # the cells run again from the cached baseline
+    notes: list[str] = []
+    df = run_grid(plan, out, note=notes.append)
+    assert any("cached weights cannot be used" in n for n in notes), notes
+    assert ckpt.with_name("model.pt.rejected").is_file() and ckpt.is_file()  # kept aside; a new one trained
+    assert not df["error"].astype(bool).any() and df["mpjpe_mm"].notna().all()
