@@ -127,9 +127,25 @@ def speed_config_from_args(a: argparse.Namespace):  # -> SpeedConfig
     return config_from_flags(SpeedConfig, values, SPEED_FLAGS)
 
 
+def to_json(obj: Any) -> str:
+    """Strict JSON (RFC 8259 has no NaN or Infinity): a non-finite number is ``null``."""
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, Mapping):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), indent=2, default=str, allow_nan=False)
+
+
 def _print(obj: Any, fmt: str, text: Callable[[Any], str]) -> None:
     if fmt == "json":
-        print(json.dumps(obj, indent=2, default=str))
+        print(to_json(obj))
     else:
         print(text(obj))
 
@@ -628,14 +644,15 @@ def cmd_verdict(a: argparse.Namespace) -> int:
     """The default run's targets on a results folder (bench.benchmarks.verdict), with its speedup table."""
     from tabulate import tabulate
 
-    from bench.benchmarks.verdict import check, format_checks, speedup_table, to_json
+    from bench.benchmarks.verdict import check, format_checks, speedup_table
+    from bench.benchmarks.verdict import to_json as checks_json
     from bench.results import load
 
     df = load(Path(a.results))
     repeat = load(Path(a.repeat)) if a.repeat else None
     checks = check(df, repeat)
     if a.format == "json":
-        print(json.dumps({"checks": to_json(checks), "speedups": speedup_table(df).to_dict("records")}, indent=2))
+        print(to_json({"checks": checks_json(checks), "speedups": speedup_table(df).to_dict("records")}))
         return 0
     print(format_checks(checks))
     table = speedup_table(df)
@@ -868,6 +885,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_term = _sigterm_interrupts()
     try:
         return int(func(a))
+    except BrokenPipeError:  # `... | head -1`: the reader left; nothing more to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter's own flush at exit)
+        return 0
     except user_errors() as e:
         if debug:
             traceback.print_exc()
@@ -876,10 +897,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print(f"interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `... | head -1`: the reader left; nothing more to say
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter's own flush at exit)
-        return 0
     finally:
         _restore_sigterm(old_term)
 

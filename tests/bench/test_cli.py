@@ -168,3 +168,46 @@ def test_a_changed_grid_reports_only_its_own_cells(tmp_path, capsys):
     assert sum(1 for _ in (tmp_path / "r" / "g").glob("flops-*.jsonl")) == 1
     stored = (tmp_path / "r" / "g").glob("flops-*.jsonl").__next__().read_text().splitlines()
     assert len(stored) == 3  # the T/3 cell's row is kept on disk
+
+
+def test_json_output_is_strict_json_with_null_for_non_finite_numbers():
+    import json
+    import math
+
+    from bench.cli import to_json
+
+    text = to_json({"mpjpe_mm": math.nan, "rows": [{"fps": math.inf}, 1.5], "ok": "x"})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
+        "mpjpe_mm": None,
+        "rows": [{"fps": None}, 1.5],
+        "ok": "x",
+    }
+
+
+def test_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run(
+        f"{sys.executable} {root / 'run_bench.py'} targets | head -1", shell=True, capture_output=True, text=True
+    )
+    assert r.stdout.startswith("config") and r.stderr == "", r.stderr  # no broken-pipe message, no traceback
+
+
+def test_report_on_a_folder_a_run_is_writing_says_so(tmp_path, capsys):
+
+    from bench.cli import main
+    from bench.grid import ResultStore
+
+    folder = tmp_path / "g"
+    ident = {"backbone": "strided", "preset": "tiny", "pruner": "none", "recoverer": "none", "tokens": "[]"}
+    ident |= {"depths": "[]", "seed": 0, "label": "strided/tiny", "error": "", "gflops": 1.0, "params": 10}
+    with ResultStore(folder, tag="x") as store:
+        store.append("flops", {"cell_id": "a", **ident})
+        assert main(["report", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "a run is writing" in out and "finished so far" in out
+    assert main(["report", str(folder)]) == 0
+    assert "a run is writing" not in capsys.readouterr().out
