@@ -229,7 +229,7 @@ def cmd_speed(a: argparse.Namespace) -> int:
             f"{cfg.label()}: latency {d['latency_ms_median']:.2f} ms median at batch {d['batch']} (IQR "
             f"{d['latency_ms_iqr']:.2f} ms, {100 * d['iqr_over_median']:.1f}%); throughput {d['throughput_fps']:.1f} "
             f"output frames/s at batch {d['throughput_batch']}; {d['precision']}, {d['threads']} thread(s) on "
-            f"{d['device']} ({d['device_name']})"
+            f"{d['device']} ({d['device_name']})" + (f"; {d['precision_note']}" if d.get("precision_note") else "")
         )
 
     _print(r, a.format, text)

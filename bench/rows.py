@@ -34,6 +34,7 @@ TEXT_COLUMNS = (
     "data",
     "aggregation",
     "per_sequence",
+    "precision_note",
     "finished",
 )
 #: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedups. ``latency_ms`` and
@@ -57,6 +58,7 @@ SPEED_FIELDS = {
     "device": "device",
     "device_name": "device_name",
     "precision": "precision",
+    "precision_note": "precision_note",
     "driver": "driver",
     "cuda": "cuda",
     "speedup": "speedup",
@@ -70,7 +72,7 @@ SPEED_FIELDS = {
 
 #: the other columns a record holds as text; every column not named here holds a number (or null)
 _TEXT_FIELDS = frozenset((*TEXT_COLUMNS, *RECORD_ONLY, *LIST_COLUMNS, "train_mode", "baseline_key", "device_name"))
-_TEXT_FIELDS |= {"precision", "driver", "cuda"}
+_TEXT_FIELDS |= {"precision", "precision_note", "driver", "cuda"}
 #: the largest seed a record may carry (numpy's and the data generator's seeds are 32-bit)
 MAX_SEED = 2**32 - 1
 

@@ -91,6 +91,8 @@ def precision_row(cfg: ModelConfig, speed: SpeedConfig, weights: str | Path | No
         "device": ref.device,
         "device_name": ref.device_name,
         "env": ref.env,
+        "native_bf16": ref.env.get("native_bf16"),
+        "note": low.precision_note,  # bf16 emulated on this CPU: the ratio is the CPU's, not the model's
         "error": ref.error or low.error,
     }
 
@@ -250,21 +252,22 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"{r['ratio']:.3f} (IQR {r['ratio_iqr']:.3f})",
             f"{100 * r['rel_change']:.2f}% / {100 * r['max_rel_change']:.2f}%",
             *(_accuracy_cells(r) if trained else []),
-            r["error"] or "",
+            "; ".join(x for x in (r.get("note") or "", r["error"] or "") if x),
         ]
         for r in rows
     ]
     headers = ["model", "precision", "fp32 ms", "low ms", "low / fp32 (paired)", "output change L2 / max"]
     if trained:
         headers += ["baseline", "MPJPE fp32 (mm)", "MPJPE low (mm)", "ΔMPJPE (mm)", "trivial (mm)", "accuracy note"]
-    text = tabulate(table, headers=[*headers, "error"], disable_numparse=True)
+    text = tabulate(table, headers=[*headers, "note / error"], disable_numparse=True)
     if rows:
         r0, e = rows[0], rows[0]["env"]
         text += (
             f"\nprotocol: median of per-round ratios over {r0['iters']} interleaved rounds after {r0['warmup']} "
             f"warm-ups, batch {r0['batch']}, {r0['threads']} thread(s), {r0['device']} ({r0['device_name']}); "
             f"CPU kernels {e.get('cpu_capability')}, avx512_bf16={e.get('avx512_bf16')}, "
-            f"amx_tile={e.get('amx_tile')}; torch {e.get('torch')}, load average {e.get('load_average')}."
+            f"amx_tile={e.get('amx_tile')} (native bf16: {'yes' if e.get('native_bf16') else 'no'}); "
+            f"torch {e.get('torch')}, load average {e.get('load_average')}."
         )
     if trained:
         ev = rows[0]["eval"]

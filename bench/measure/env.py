@@ -100,6 +100,24 @@ def cpu_features() -> dict[str, bool | str]:
     return feats
 
 
+#: what a bf16 row on a CPU without native bf16 says instead of presenting its slowdown as the model's
+EMULATED_BF16 = "bf16 emulated on this CPU (no AVX512-BF16 or AMX): slower than fp32 here, not a property of the model"
+
+
+def native_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX tiles), as torch detects it."""
+    feats = cpu_features()
+    return bool(feats.get("avx512_bf16") or feats.get("amx_tile"))
+
+
+def precision_note(precision: str, device: str | torch.device) -> str:
+    """The note a timing row at ``precision`` on ``device`` carries ('' for none): bf16 on a CPU that
+    only emulates it."""
+    if precision == "bf16" and torch.device(device).type == "cpu" and not native_bf16():
+        return EMULATED_BF16
+    return ""
+
+
 def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
     """A JSON-ready snapshot of what a timing depends on."""
     dev = torch.device(device)
@@ -119,6 +137,7 @@ def environment(device: str | torch.device = "cpu") -> dict[str, Any]:
         "load_average": load_average(),
         "driver": None,
         **cpu_features(),
+        "native_bf16": native_bf16() if dev.type == "cpu" else None,
     }
     if dev.type == "cuda" and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(dev)
@@ -141,4 +160,15 @@ def env_tag(device: str | torch.device = "cpu", threads: int | None = None) -> s
     return f"{dev.type}-{pt}-t{t}"
 
 
-__all__ = ["cpu_features", "cpu_model", "device_name", "env_tag", "environment", "load_average", "nvidia_driver"]
+__all__ = [
+    "EMULATED_BF16",
+    "cpu_features",
+    "cpu_model",
+    "device_name",
+    "env_tag",
+    "environment",
+    "load_average",
+    "native_bf16",
+    "nvidia_driver",
+    "precision_note",
+]

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from bench.config import ConfigError, SpeedConfig, threads_problem
 from bench.data.clips import flip_pose
 from bench.data.skeleton import JOINTS_LEFT, JOINTS_RIGHT
-from bench.measure.env import environment
+from bench.measure.env import environment, precision_note
 from bench.measure.flops.counters import input_shape
 from bench.measure.precision import DTYPES, autocast
 
@@ -63,6 +63,7 @@ class SpeedResult:
     batch_requested: int
     batch: int  # the batch actually timed (after any OOM halvings)
     precision: str = "fp32"  # fp32, or the autocast type (bf16 / fp16)
+    precision_note: str = ""  # bf16 on a CPU that emulates it (bench.measure.env.precision_note)
     oom_retries: int = 0
     oom_batches: list[int] = field(default_factory=list)  # batches that ran out of memory
     frames_per_call: int = 0  # output frames scored per call (T·batch or batch)
@@ -285,6 +286,7 @@ def _new_result(cfg: ModelConfig, device: torch.device, threads: int, speed: Spe
         device=str(device),
         threads=threads,
         precision=speed.precision,
+        precision_note=precision_note(speed.precision, device),
         warmup=speed.warmup,
         iters=speed.iters,
         flip=flip,

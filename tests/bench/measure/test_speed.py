@@ -360,3 +360,25 @@ def test_throughput_batch_defaults_to_the_presets_and_equal_batches_time_once(mo
     ]
     assert calls == [TINY.model_id()] * 3  # the throughput batch is the latency batch: timed once
     assert r.throughput_batch == 2 and r.throughput_fps == pytest.approx(r.fps)
+
+
+@pytest.mark.parametrize(
+    "features, precision, note",
+    [
+        ({"avx512_bf16": False, "amx_tile": False}, "bf16", True),  # emulated: the row says so
+        ({"avx512_bf16": True, "amx_tile": False}, "bf16", False),
+        ({"avx512_bf16": False, "amx_tile": True}, "bf16", False),
+        ({"avx512_bf16": False, "amx_tile": False}, "fp32", False),
+    ],
+)
+def test_a_bf16_row_on_a_cpu_without_native_bf16_carries_the_note(monkeypatch, features, precision, note):
+    from bench.config import ModelConfig, SpeedConfig
+    from bench.measure import env
+    from bench.measure.speed import measure_speed
+    from bench.rows import SPEED_FIELDS
+
+    monkeypatch.setattr(env, "cpu_features", lambda: {"cpu_capability": "AVX2", **features})  # the probe
+    r = measure_speed(ModelConfig.create("strided", "tiny"), SpeedConfig(precision=precision, warmup=0, iters=1))
+    assert (r.precision_note == env.EMULATED_BF16) is note and (r.precision_note == "") is not note
+    assert r.env["native_bf16"] is (features["avx512_bf16"] or features["amx_tile"])
+    assert SPEED_FIELDS["precision_note"] == "precision_note"  # grid rows carry it
