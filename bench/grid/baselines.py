@@ -110,6 +110,16 @@ def cached_problem(cache: BaselineStore, key: str, b: Baseline) -> str:
     return ""
 
 
+def discard_unusable(cache: BaselineStore, baselines: Iterable[Baseline], say: Callable[[str], None]) -> None:
+    """Move aside each cached baseline whose weights cannot start its cells (:meth:`BaselineStore.problem`),
+    saying so: it trains again like one never cached."""
+    for b in baselines:
+        why = cache.problem(b.key, b)
+        if why:
+            cache.discard(b.key)
+            say(f"baseline {b.key}: its cached weights cannot be used ({why}); moved aside, trained again")
+
+
 def baselines_of(tasks: Iterable[Task]) -> dict[str, Baseline]:
     """The distinct baselines the accuracy tasks depend on, by key, in first-seen order."""
     out: dict[str, Baseline] = {}
@@ -127,12 +137,9 @@ def ensure_baselines(
     ``map_fn`` is the executor's (a process pool trains them ``workers`` at a time), else the built-in
     ``map``; ``note`` hears one line per baseline as it starts and ends (the CLI prints them)."""
     say = note or (lambda _: None)
-    for k, b in baselines_of(tasks).items():
-        why = cache.problem(k, b)
-        if why:
-            cache.discard(k)
-            say(f"baseline {k}: its cached weights cannot be used ({why}); moved aside, trained again")
-    todo = [(k, b) for k, b in baselines_of(tasks).items() if not cache.has(k)]
+    needed = baselines_of(tasks)
+    discard_unusable(cache, needed.values(), say)
+    todo = [(k, b) for k, b in needed.items() if not cache.has(k)]
     if not todo:
         return
     for key, b in todo:

@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from bench.errors import one_line
-from bench.grid.baselines import BaselineStore, prepare_baselines
+from bench.grid.baselines import BaselineStore, baselines_of, discard_unusable, prepare_baselines
 from bench.grid.cell import Task, error_row, run_cell
 from bench.grid.spec import GridError
 from bench.rows import Row
@@ -224,7 +224,9 @@ class RayExecutor:
         self.task, self.train_baseline = task, train_baseline
         self.init_kwargs = dict(init_kwargs or {})
 
-    def _baselines(self, ray: Any, tasks: Sequence[Task], cache: BaselineStore) -> tuple[dict[str, Any], dict]:
+    def _baselines(
+        self, ray: Any, tasks: Sequence[Task], cache: BaselineStore, note: Note | None
+    ) -> tuple[dict[str, Any], dict]:
         """({key: ObjectRef of its state}, {training ref: key}) for the baselines the accuracy tasks need."""
         train = self.train_baseline
         if train is None:
@@ -234,12 +236,9 @@ class RayExecutor:
         remote_train = ray.remote(train)
         state_refs: dict[str, Any] = {}
         training: dict[Any, str] = {}
-        for t in tasks:
-            b = t.cell.baseline
-            if not t.needs_baseline or b is None or b.key in state_refs:
-                continue
-            if cache.problem(b.key, b):
-                cache.discard(b.key)
+        needed = baselines_of(tasks)
+        discard_unusable(cache, needed.values(), note or (lambda _: None))
+        for b in needed.values():
             state = cache.load(b.key)
             if state is not None:
                 state_refs[b.key] = ray.put(state)
@@ -268,7 +267,7 @@ class RayExecutor:
             else:
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False, **self.init_kwargs)
         try:
-            state_refs, training = self._baselines(ray, tasks, baselines)
+            state_refs, training = self._baselines(ray, tasks, baselines, note)
             remote = ray.remote(self.task)
             refs: dict[Any, Task] = {}
             for t in tasks:

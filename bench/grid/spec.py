@@ -436,7 +436,7 @@ def narrow(file: Mapping[str, Any], d: dict[str, Any], sets: Sequence[str]) -> t
     if "backbones" in keys:
         before = set(_matching(file.get("backbones")))
         after = set(_matching(d.get("backbones")))
-        own = {k for k in by if any(x.startswith(f"by_backbone.{k}") for x in keys)}  # the user's own --set
+        own = {k for k in by if any(x == f"by_backbone.{k}" or x.startswith(f"by_backbone.{k}.") for x in keys)}
         gone = [k for k in by if k in before and k not in after and k not in own]
         for k in gone:
             del by[k]

@@ -72,8 +72,8 @@ class RecordFile:
         return f"{self.path.name}: kept {len(self.records)} records, dropped {shown}{more}"
 
 
-def _records(path: Path, folder: Path) -> RecordFile:
-    """Read a record file of ``folder``: a symlink, a directory or an unreadable file is a one-line
+def _records(path: Path) -> RecordFile:
+    """Read a record file: a symlink, a directory or an unreadable file is a one-line
     :class:`GridError`; a line that is not a record (:func:`bench.rows.record_problem`) is rejected."""
     if path.is_symlink():
         raise GridError(
@@ -173,12 +173,9 @@ class ResultStore:
         try:
             if not os.access(f, os.W_OK):
                 raise GridError(f"results folder '{f}' cannot be written (permission denied)")
-            files = {m: [_records(path, f) for path in _measure_files(f, m)] for m in MEASURES}
+            files = {m: [_records(path) for path in _measure_files(f, m)] for m in MEASURES}
             for m in MEASURES:
-                target = f / f"{m}-{self.tag}.jsonl"
-                if target.is_symlink() or target.is_dir():
-                    _records(target, f)  # the one-line refusal
-                for rf in files[m]:
+                for rf in files[m]:  # this run's own file is among them (the glob lists links and folders too)
                     if rf.rejected:  # every file was checked first: a refusal above changed nothing
                         line = _repair(rf)
                         if self.note is not None:
@@ -272,7 +269,7 @@ def _parse_list(v: Any) -> Any:
 
 def _records_of(folder: Path, measure: str, note: Callable[[str], None] | None) -> Iterator[dict[str, Any]]:
     for path in _measure_files(folder, measure):
-        rf = _records(path, folder)
+        rf = _records(path)
         if rf.rejected and note is not None:  # read-only here: the next run repairs the file
             note(f"skipped lines that are not records: {rf.summary()}")
         yield from rf.records

@@ -86,13 +86,17 @@ def journal(folder: Path) -> Any:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / STUDY_FILE)))
 
 
+def measured(study: Any) -> set[str]:
+    """The distinct cells a study has measured (a result or not), as its trials record them: the budget."""
+    return {str(t.user_attrs["cell_id"]) for t in study.get_trials(deepcopy=False) if t.user_attrs.get("measured")}
+
+
 def measured_cells(folder: Path) -> set[str]:
-    """The distinct cells the (one) study of a search folder has measured, as its trials record them."""
+    """:func:`measured` of the (one) study of a search folder."""
     optuna = _optuna()
     storage = journal(folder)
     (summary,) = optuna.get_all_study_summaries(storage)
-    study = optuna.load_study(study_name=summary.study_name, storage=storage)
-    return {str(t.user_attrs["cell_id"]) for t in study.trials if t.user_attrs.get("measured")}
+    return measured(optuna.load_study(study_name=summary.study_name, storage=storage))
 
 
 def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
@@ -158,19 +162,15 @@ def run_search(
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     state = optuna.trial.TrialState
 
-    def measured() -> set[str]:
-        """The distinct cells this study has measured (a result or not): the budget counts these."""
-        return {str(t.user_attrs["cell_id"]) for t in study.get_trials(deepcopy=False) if t.user_attrs.get("measured")}
-
     budget, asks = min(trials, len(candidates)), 0
-    while len(measured()) < budget:
+    while len(measured(study)) < budget:
         asks += 1
         if asks > 20 * budget + len(candidates):  # the sampler keeps proposing measured cells
-            say(f"search: stopped after {asks - 1} proposals with {len(measured())} distinct cells measured")
+            say(f"search: stopped after {asks - 1} proposals with {len(measured(study))} distinct cells measured")
             break
         trial = study.ask()
         cand = space.suggest(trial)
-        repeat = cand.cell.id in measured()
+        repeat = cand.cell.id in measured(study)
         trial.set_user_attr("cell_id", cand.cell.id)
         trial.set_user_attr("label", cand.cell.model.label())
         values, why = _measure(plan, cand, out, executor, objectives)
@@ -184,7 +184,7 @@ def run_search(
         shown = ", ".join(f"{o} {v:.4g}" for o, v in zip(objectives, values, strict=True))
         again = " (measured before: reused)" if repeat else ""
         say(
-            f"[trial {trial.number}, cell {len(measured())}/{budget}] {cand.cell.model.label()}: {shown}; "
+            f"[trial {trial.number}, cell {len(measured(study))}/{budget}] {cand.cell.model.label()}: {shown}; "
             f"hypervolume {hv:.4g}{again}"
         )
     result = summarise(study, objectives, reference, len(candidates))

@@ -311,7 +311,8 @@ def fit(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     state_path = out / STATE_FILE if out is not None else None
-    run = run_fingerprint(model_cfg, tc, rec, data, init)
+    # what a train state is checked against; only a run that saves one needs it (a grid cell trains in memory)
+    run = run_fingerprint(model_cfg, tc, rec, data, init) if state_path is not None else {}
     if state_path is not None and state_path.is_file():
         st = _read_state(state_path)
         why = resume_problem(st, run, tc)
