@@ -231,7 +231,8 @@ def run_grid(
         timed = [ts[0] for ts in same.values() if ts[0].measure == "speed"] if not remote else []
         others = [ts[0] for ts in same.values() if not timed or ts[0].measure != "speed"]
         rows = itertools.chain(
-            executor.run(others, BaselineCache(Path(out_dir) / "baselines"), note), _speed_rows(timed, speed_clock)
+            executor.run(others, BaselineCache(Path(out_dir) / "baselines"), note),
+            _speed_rows(timed, speed_clock, store),
         )
         for i, row in enumerate(rows, 1):
             tasks = first.get((row["cell_id"], row["measure"]), [])
@@ -244,9 +245,10 @@ def run_grid(
     return df[df["cell_id"].isin({c.id for c in plan.cells})].reset_index(drop=True)
 
 
-def _speed_rows(tasks: list[Task], clock: Clock | None) -> Iterator[Row]:
-    """The speed tasks, timed group by group against their baseline in this process."""
-    from bench.grid.speed_groups import run_speed_group, speed_groups
+def _speed_rows(tasks: list[Task], clock: Clock | None, store: ResultStore) -> Iterator[Row]:
+    """The speed tasks, timed group by group against their baseline in this process; each group's
+    finished rounds are kept in the store until its rows are (a killed group resumes)."""
+    from bench.grid.speed_groups import group_name, run_speed_group, speed_groups
 
     for group in speed_groups(tasks):
-        yield from run_speed_group(group, identity_row, clock=clock)
+        yield from run_speed_group(group, identity_row, clock=clock, rounds=store.rounds(group_name(group)))

@@ -10,6 +10,7 @@ baseline is timed even when the grid has no baseline cell, since the speedup nee
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ import pandas as pd
 from bench.config import ModelConfig, SpeedConfig
 from bench.errors import one_line
 from bench.grid.cell import Task
+from bench.grid.rounds import RoundFile
 from bench.measure.speed import Clock
 from bench.rows import SPEED_FIELDS, Row
 
@@ -38,15 +40,26 @@ def speed_groups(tasks: Sequence[Task]) -> list[list[Task]]:
     return list(groups.values())
 
 
+def group_name(tasks: Sequence[Task]) -> str:
+    """A file-name-safe digest of the group: its configurations and its protocol."""
+    ids = [t.cell.model.model_id() for t in tasks]
+    text = json.dumps([ids, tasks[0].cell.speed.model_dump(mode="json")], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def run_speed_group(
-    tasks: Sequence[Task], base_row: Callable[[Task], Row], clock: Clock | None = None
+    tasks: Sequence[Task],
+    base_row: Callable[[Task], Row],
+    clock: Clock | None = None,
+    rounds: RoundFile | None = None,
 ) -> Iterator[Row]:
     """Time the group's configurations with their baseline; one row per task (``base_row`` gives its
-    identity columns). A failure of the whole group becomes an error row for each task."""
+    identity columns). A failure of the whole group becomes an error row for each task. ``rounds``
+    keeps each finished round until the group's rows are taken (:mod:`bench.grid.rounds`)."""
     t0 = time.perf_counter()
     cfgs = [t.cell.model for t in tasks]
     try:
-        results = _measure(cfgs, tasks[0].cell.speed, clock)
+        results = _measure(cfgs, tasks[0].cell.speed, clock, rounds)
         error = ""
     except Exception as e:  # failure as data: every row of the group records it, the grid goes on
         results, error = {}, f"{type(e).__name__}: {one_line(e)}"[:500]
@@ -63,13 +76,17 @@ def run_speed_group(
         row["cell_seconds"] = seconds
         row["finished"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
         yield row
+    if rounds is not None:  # every row was taken (stored): the rounds have served
+        rounds.discard()
 
 
-def _measure(cfgs: Sequence[ModelConfig], speed: SpeedConfig, clock: Clock | None) -> dict[str, dict[str, Any]]:
+def _measure(
+    cfgs: Sequence[ModelConfig], speed: SpeedConfig, clock: Clock | None, rounds: RoundFile | None
+) -> dict[str, dict[str, Any]]:
     from bench.measure.speed import check_device, measure_speed_group
 
     check_device(speed)
-    return measure_speed_group(cfgs[0].baseline(), list(cfgs), speed, clock=clock)
+    return measure_speed_group(cfgs[0].baseline(), list(cfgs), speed, clock=clock, rounds=rounds)
 
 
-__all__ = ["group_key", "run_speed_group", "speed_groups"]
+__all__ = ["group_key", "group_name", "run_speed_group", "speed_groups"]

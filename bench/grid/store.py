@@ -6,6 +6,8 @@ Layout of ``<out>/<grid name>/``::
     env-<tag>.json               the environment of each run (versions, CPU/GPU, threads, git commit)
     <measure>-<tag>.jsonl        one record per (cell, measure); <tag> names the environment (as timm's
                                  result files do, e.g. ``pt2.13.0-cpu-x86_64``)
+    speed-rounds/<tag>-<g>.jsonl the finished rounds of a speed group still being timed (removed once its
+                                 rows are stored; a killed group resumes from them: bench.grid.rounds)
     .lock                        held (``fcntl.flock``) by the run that writes here
 
 Appending a record is one ``os.write`` of one line plus ``fsync``: O(1), and a kill leaves at most a
@@ -32,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.grid.rounds import RoundFile
 from bench.grid.spec import MEASURES, GridError
 from bench.rows import IDENTITY, LIST_COLUMNS, RECORD_ONLY, record_problem
 
@@ -229,6 +232,10 @@ class ResultStore:
         if self.fsync:
             os.fsync(fd)
         self._remember(measure, record)
+
+    def rounds(self, group: str) -> RoundFile:
+        """Where the speed group named ``group`` keeps its finished rounds in this environment."""
+        return RoundFile(self.folder / "speed-rounds" / f"{self.tag}-{group}.jsonl", self.note, self.fsync)
 
     def write_side(self, name: str, text: str) -> Path:
         """Write a side file (resolved grid, environment) atomically."""

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +47,19 @@ if TYPE_CHECKING:
 #: Times one call: ``clock(key, step, device) -> milliseconds``; ``key`` is the configuration's
 #: ``model_id``. The default is :func:`default_clock`; a test injects its own to see the call order.
 Clock = Callable[[str, Callable[[], Any], torch.device], float]
+
+
+class Rounds(Protocol):
+    """Where the finished rounds of one timing are kept, so that a killed timing resumes at its next round.
+
+    ``header`` says what the rounds belong to (the configurations in order, their batches, the
+    protocol and the host); :meth:`load` returns the rounds kept under that same header (none when
+    the header differs, and then starts over under it). A round is ``{key: ms}`` for every key of
+    ``header["batches"]`` (``model_id`` and ``model_id:throughput``)."""
+
+    def load(self, header: dict[str, Any]) -> list[dict[str, float]]: ...
+
+    def append(self, samples: dict[str, float]) -> None: ...
 
 
 @dataclass
@@ -451,6 +465,45 @@ def _quartiles(samples: Sequence[float]) -> tuple[float, float, float]:
     return q[0], med, q[2]
 
 
+def _timed_keys(preps: Sequence[_Prepared]) -> dict[str, _Timed]:
+    keys: dict[str, _Timed] = {}
+    for p in preps:
+        if p.latency is not None:
+            keys[p.res.model_id] = p.latency
+        if p.throughput is not None:
+            keys[f"{p.res.model_id}:throughput"] = p.throughput
+    return keys
+
+
+def _resume(preps: Sequence[_Prepared], speed: SpeedConfig, flip: bool, rounds: Rounds | None) -> int:
+    """Put the rounds ``rounds`` kept for this exact timing into the samples; the number of them."""
+    if rounds is None:
+        return 0
+    keys = _timed_keys(preps)
+    header = {
+        "configurations": [p.res.model_id for p in preps],
+        "precisions": [p.res.precision for p in preps],
+        "batches": {k: t.batch for k, t in keys.items()},
+        "speed": speed.model_dump(mode="json"),
+        "flip": flip,
+        "threads": preps[0].res.threads if preps else None,
+        "host": {k: environment(preps[0].device if preps else "cpu").get(k) for k in _HOST_KEYS},
+    }
+    kept = list(itertools.takewhile(lambda r: set(r) == set(keys), rounds.load(header)[: speed.iters]))
+    for r in kept:
+        for k, t in keys.items():
+            t.samples.append(float(r[k]))
+    return len(kept)
+
+
+_HOST_KEYS = ("device_name", "cpu_model", "cpu_count", "torch", "cuda", "driver", "cpu_capability")
+
+
+def _last_round(preps: Sequence[_Prepared], n: int) -> dict[str, float]:
+    """The samples of the round that just ended (keys still timed after it)."""
+    return {k: t.samples[-1] for k, t in _timed_keys(preps).items() if len(t.samples) == n}
+
+
 # ---- public API ----------------------------------------------------------------------------------
 def measure_speed(
     cfg: ModelConfig, speed: SpeedConfig | None = None, *, flip: bool = False, clock: Clock | None = None
@@ -475,6 +528,7 @@ def time_round_robin(
     flip: bool = False,
     clock: Clock | None = None,
     precisions: Sequence[str] | None = None,
+    rounds: Rounds | None = None,
 ) -> list[SpeedResult]:
     """The one timing loop: build every model once, warm all up, then ``speed.iters`` rounds.
 
@@ -483,7 +537,9 @@ def time_round_robin(
     cfg0 | ...), so no model always follows the same one and sample ``r`` of every configuration
     comes from the same round. ``clock`` times a call (default :func:`default_clock`).
     ``precisions`` (one per configuration) overrides ``speed.precision`` entry by entry, so the
-    same model can be timed in fp32 and bf16 in the same rounds.
+    same model can be timed in fp32 and bf16 in the same rounds. ``rounds`` keeps each finished
+    round as it ends and hands back the ones a killed timing of the same header had finished: they
+    count as this timing's first rounds (the warm-up is run again; round ``r`` keeps its rotation).
     """
     dev = check_device(speed)
     if precisions is None:
@@ -501,15 +557,18 @@ def time_round_robin(
         for cfg, fl, sp, tb in zip(cfgs, flops, entry_speeds, tput):
             res = _new_result(cfg, dev, used_threads, sp, flip)
             preps.append(_prepare(cfg, dev, sp.batch, flip, res, fl, sp.precision, tb))
+        done = _resume(preps, speed, flip, rounds)
         for _ in range(speed.warmup):
             for which in ("latency", "throughput"):
                 for p in preps:
                     _run_timed(p, which, 1, timed=False, clock=clock)
-        for r in range(speed.iters):
+        for r in range(done, speed.iters):
             k = r % len(preps)
             for which in ("latency", "throughput"):  # both batches in the same round
                 for p in preps[k:] + preps[:k]:
                     _run_timed(p, which, 1, timed=True, clock=clock)
+            if rounds is not None:
+                rounds.append(_last_round(preps, r + 1))
         env = environment(dev)
         return [_finish(p, {**env, "precision": p.res.precision}) for p in preps]
 
@@ -521,6 +580,7 @@ def measure_speed_group(
     *,
     flip: bool = False,
     clock: Clock | None = None,
+    rounds: Rounds | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Time ``baseline`` and ``variants`` round-robin in one process; one row per configuration.
 
@@ -535,7 +595,7 @@ def measure_speed_group(
     unique: dict[str, ModelConfig] = {}
     for cfg in (baseline, *variants):
         unique.setdefault(cfg.model_id(), cfg)
-    results = time_round_robin(list(unique.values()), speed, flip=flip, clock=clock)
+    results = time_round_robin(list(unique.values()), speed, flip=flip, clock=clock, rounds=rounds)
     base = results[0]
     rows: dict[str, dict[str, Any]] = {}
     for res in results:
@@ -557,6 +617,7 @@ def measure_speed_group(
 
 __all__ = [
     "Clock",
+    "Rounds",
     "SpeedResult",
     "check_device",
     "compare_speed",

@@ -99,3 +99,129 @@ def test_speed_rows_carry_latency_and_throughput_with_its_batch(tmp_path):
     assert row["latency_ms"] == pytest.approx(8.0) and row["throughput_ms"] == pytest.approx(200.0)
     assert row["fps"] == pytest.approx(27 * tb / 0.2) and row["latency_fps"] == pytest.approx(27 / 0.008)
     assert row["speedup"] == pytest.approx(1.25) and row["throughput_speedup"] == pytest.approx(2.0)
+
+
+# ---- a killed speed group keeps its finished rounds ------------------------------------------------
+ONE_GROUP = GRID.replace("backbones: [mixste, strided]", "backbones: [mixste]")
+CALLS_PER_ROUND = 6  # baseline + 2 variants, each at batch 1 and at the throughput batch
+
+
+def _interrupted_after(calls: int):  # type: ignore[no-untyped-def]
+    """A clock that gives 10 ms to the baseline and 5 ms to each variant, then is interrupted."""
+    seen: list[str] = []
+    base = ModelConfig.create("mixste", "tiny").model_id()
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        if len(seen) == calls:
+            raise KeyboardInterrupt
+        seen.append(key)
+        return 10.0 if key.split(":")[0] == base else 5.0
+
+    return clock
+
+
+def _recording(calls: list[str]):  # type: ignore[no-untyped-def]
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        calls.append(key)
+        return 100.0
+
+    return clock
+
+
+def _interrupt_mid_group(tmp_path, rounds_done: int):  # type: ignore[no-untyped-def]
+    path = tmp_path / "g.yaml"
+    path.write_text(ONE_GROUP)
+    clock = _interrupted_after(CALLS_PER_ROUND * (1 + rounds_done) + 2)  # the warm-up, the rounds, part of one
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(plan_grid(load_grid(path)), tmp_path / "r", speed_clock=clock)
+    return path, list((tmp_path / "r" / "speed-rounds").glob("*.jsonl"))
+
+
+def test_a_killed_speed_group_resumes_at_its_next_round_and_keeps_the_finished_ones(tmp_path):
+    path, files = _interrupt_mid_group(tmp_path, rounds_done=2)
+    assert len(files) == 1 and len(files[0].read_text().splitlines()) == 1 + 2  # header + 2 finished rounds
+    notes: list[str] = []
+    calls: list[str] = []
+    df = run_grid(plan_grid(load_grid(path)), tmp_path / "r", speed_clock=_recording(calls), note=notes.append)
+    # the warm-up again, then only rounds 3 and 4: the 2 finished rounds are not timed again
+    assert len(calls) == CALLS_PER_ROUND * (1 + 2)
+    assert any("resumes at round 3 (2 rounds kept" in n for n in notes)
+    df = df.set_index("label")
+    cluster = ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1)
+    # samples: 2 kept rounds (baseline 10 ms, variants 5 ms) and 2 new ones (100 ms each): both count
+    assert df.loc[cluster.label(), "latency_ms"] == pytest.approx(52.5)
+    assert df.loc[cluster.label(), "speedup"] == pytest.approx(1.5)  # median of the ratios 2, 2, 1, 1
+    assert len(df) == 2 and (df["error"] == "").all()
+    assert not files[0].exists()  # the rows are stored: the rounds are gone
+    again: list[str] = []
+    run_grid(plan_grid(load_grid(path)), tmp_path / "r", speed_clock=_recording(again))
+    assert again == []  # every cell is done
+
+
+@pytest.mark.parametrize("damage", ["header", "garbage", "truncated", "symlink", "directory"])
+def test_a_round_file_that_does_not_match_or_is_damaged_keeps_only_its_valid_leading_rounds(tmp_path, damage):
+    path, files = _interrupt_mid_group(tmp_path, rounds_done=3)
+    f = files[0]
+    header, *rounds = f.read_text().splitlines()
+    outside = tmp_path / "outside.jsonl"
+    expected_kept = {"header": 0, "garbage": 1, "truncated": 2, "symlink": 0, "directory": 0}[damage]
+    if damage == "header":  # another protocol's or host's rounds under this name: not ours
+        f.write_text(header.replace('"threads": 1', '"threads": 2') + "\n" + "\n".join(rounds) + "\n")
+    elif damage == "garbage":
+        f.write_bytes(f"{header}\n{rounds[0]}\n\xff\xfe not json\n{rounds[1]}\n".encode("latin-1"))
+    elif damage == "truncated":
+        f.write_text(f"{header}\n{rounds[0]}\n{rounds[1]}\n{rounds[2][:7]}")
+    elif damage == "symlink":
+        outside.write_text(f.read_text())
+        f.unlink()
+        f.symlink_to(outside)
+    else:
+        f.unlink()
+        f.mkdir()
+    calls: list[str] = []
+    df = run_grid(plan_grid(load_grid(path)), tmp_path / "r", speed_clock=_recording(calls), note=lambda s: None)
+    assert len(calls) == CALLS_PER_ROUND * (1 + 4 - expected_kept)
+    assert len(df) == 2 and (df["error"] == "").all()
+    if damage == "symlink":  # the link was replaced, never written through
+        assert outside.read_text().count("\n") == 4 and not f.exists()
+    if damage == "directory":
+        assert f.is_dir()  # not the store's to remove; its rows are still right
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_speed_group_and_the_same_command_resumes_it(tmp_path):
+    """A real kill -9 while a group is being timed: the rerun says where it resumes, times only what is
+    left, and stores each cell's speed record once."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    path = tmp_path / "g.yaml"
+    path.write_text(GRID.replace("[mixste, strided]", "[strided]").replace("iters: 4", "iters: 80"))
+    cmd = [sys.executable, str(root / "run_bench.py"), "run", str(path), "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    folder = tmp_path / "sg"
+    deadline = time.time() + 120
+    kept = 0
+    while time.time() < deadline and p.poll() is None:
+        files = list((folder / "speed-rounds").glob("*.jsonl"))
+        kept = len(files[0].read_bytes().splitlines()) - 1 if files else 0
+        if kept >= 5:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert 5 <= kept < 80, kept
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "speed: a timing group resumes at round" in r.stderr + r.stdout
+    records = [json.loads(x) for f in folder.glob("speed-*.jsonl") for x in f.read_text().splitlines()]
+    assert sorted(x["cell_id"] for x in records) == sorted({x["cell_id"] for x in records}) and len(records) == 2
+    assert all(x["error"] == "" and x["latency_ms"] > 0 for x in records)
+    assert list((folder / "speed-rounds").glob("*.jsonl")) == []

@@ -382,3 +382,38 @@ def test_a_bf16_row_on_a_cpu_without_native_bf16_carries_the_note(monkeypatch, f
     assert (r.precision_note == env.EMULATED_BF16) is note and (r.precision_note == "") is not note
     assert r.env["native_bf16"] is (features["avx512_bf16"] or features["amx_tile"])
     assert SPEED_FIELDS["precision_note"] == "precision_note"  # grid rows carry it
+
+
+class _MemoryRounds:
+    """A :class:`bench.measure.speed.Rounds` in memory: the header it was loaded under and the rounds."""
+
+    def __init__(self, header: dict | None = None, rounds: list[dict[str, float]] | None = None) -> None:
+        self.header, self.rounds = header, list(rounds or [])
+
+    def load(self, header: dict) -> list[dict[str, float]]:
+        if header != self.header:
+            self.header, self.rounds = header, []
+        return list(self.rounds)
+
+    def append(self, samples: dict[str, float]) -> None:
+        self.rounds.append(samples)
+
+
+def test_round_robin_keeps_each_finished_round_and_resumes_from_kept_ones() -> None:
+    speed = SpeedConfig(warmup=0, iters=3, threads=1, throughput_batch=2)
+    key = TINY.model_id()
+    store = _MemoryRounds()
+    first = S.time_round_robin([TINY], speed, clock=lambda k, s, d: 7.0 if k == key else 9.0, rounds=store)[0]
+    assert store.rounds == [{key: 7.0, f"{key}:throughput": 9.0}] * 3
+    assert store.header is not None and store.header["batches"] == {key: 1, f"{key}:throughput": 2}
+    assert first.latency_ms == [7.0] * 3
+    # two rounds kept by a killed timing of the same header: only the third is timed
+    resumed = _MemoryRounds(store.header, store.rounds[:2])
+    calls: list[str] = []
+    res = S.time_round_robin([TINY], speed, clock=lambda k, s, d: calls.append(k) or 1.0, rounds=resumed)[0]
+    assert calls == [key, f"{key}:throughput"] and res.latency_ms == [7.0, 7.0, 1.0]
+    # another protocol (here one more round) is another header: nothing is reused
+    again = _MemoryRounds(store.header, store.rounds)
+    calls.clear()
+    S.time_round_robin([TINY], speed.replace(iters=4), clock=lambda k, s, d: calls.append(k) or 1.0, rounds=again)
+    assert len(calls) == 8 and again.header["speed"]["iters"] == 4
