@@ -173,7 +173,9 @@ class PoseBackbone(nn.Module):
 def select_frame(pose: Tensor, index: Tensor, frame: int) -> Tensor:
     """Rows of ``pose`` (B, F, J, 3) whose ``index`` (B, F) equals ``frame`` -> (B, 1, J, 3)."""
     hit = index == frame  # (B, F)
-    if pose.device.type != "meta" and not bool(hit.any(dim=1).all()):
+    if torch.compiler.is_compiling():  # no data-dependent branch in a graph: the check runs inside it
+        torch._assert_async(hit.any(dim=1).all(), f"frame {frame} was not kept by every sample")
+    elif pose.device.type != "meta" and not bool(hit.any(dim=1).all()):
         raise RuntimeError(f"frame {frame} was not kept by every sample")
     row = hit.to(torch.int64).argmax(dim=1)  # (B,)
     return pose[torch.arange(pose.shape[0], device=pose.device), row].unsqueeze(1)

@@ -92,7 +92,7 @@ def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
     )
 
 
-SPEED_KEYS = ("batch", "throughput_batch", "warmup", "iters", "threads", "device", "precision")
+SPEED_KEYS = ("batch", "throughput_batch", "warmup", "iters", "threads", "device", "precision", "compile")
 SPEED_FLAGS = {k: f"--{k.replace('_', '-')}" for k in SPEED_KEYS}
 PRECISION_HELP = "fp32 (default), bf16 (torch.autocast; CPU and CUDA) or fp16 (autocast; CUDA only)"
 
@@ -117,6 +117,13 @@ def add_speed_args(p: argparse.ArgumentParser, precision_default: str | None = N
     g.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     g.add_argument("--device", default=None, help=f"cpu or cuda[:N] (default {d.device})")
     g.add_argument("--precision", default=precision_default, help=f"{PRECISION_HELP} (default {precision})")
+    g.add_argument(
+        "--compile",
+        action="store_const",
+        const="inductor",
+        default=None,
+        help="also time each model torch.compile'd (inductor) in the same rounds: speed.compile [none, inductor]",
+    )
 
 
 def speed_config_from_args(a: argparse.Namespace):  # -> SpeedConfig
@@ -217,12 +224,12 @@ def cmd_flops(a: argparse.Namespace) -> int:
 
 # ---- speed -----------------------------------------------------------------------------------
 def cmd_speed(a: argparse.Namespace) -> int:
-    from bench.measure.speed import check_device, measure_speed
+    from bench.measure.speed import check_device, measure_speed_group
 
     cfg = model_config_from_args(a)
     sc = speed_config_from_args(a)
     check_device(sc)
-    r = measure_speed(cfg, sc, flip=a.flip).to_dict()
+    r = measure_speed_group(cfg, [], sc, flip=a.flip)[cfg.model_id()]
 
     def text(d: dict[str, Any]) -> str:
         return (
@@ -230,10 +237,21 @@ def cmd_speed(a: argparse.Namespace) -> int:
             f"{d['latency_ms_iqr']:.2f} ms, {100 * d['iqr_over_median']:.1f}%); throughput {d['throughput_fps']:.1f} "
             f"output frames/s at batch {d['throughput_batch']}; {d['precision']}, {d['threads']} thread(s) on "
             f"{d['device']} ({d['device_name']})" + (f"; {d['precision_note']}" if d.get("precision_note") else "")
-        )
+        ) + (_compiled_text(d) if "compile" in d else "")
 
     _print(r, a.format, text)
     return 0
+
+
+def _compiled_text(d: dict[str, Any]) -> str:
+    if d["compile_error"]:
+        return f"\ncompiled: {d['compile_error']}"
+    return (
+        f"\ncompiled ({d['compile'].split('+')[-1]}, same rounds): latency {d['compiled_latency_ms']:.2f} ms, "
+        f"compiled/eager {d['compiled_over_eager']:.3f} (median per-round ratio), throughput "
+        f"{d['compiled_fps']:.1f} output frames/s; compile {d['compile_s']:.1f} s, output vs eager "
+        f"{d['compiled_rel_err']:.1e} (relative L2)"
+    )
 
 
 # ---- train / evaluate ------------------------------------------------------------------------

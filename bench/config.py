@@ -28,6 +28,7 @@ from bench.rows import MAX_SEED
 
 Number = int | float
 Mode = Literal["scratch", "finetune", "none"]
+CompileMode = Literal["none", "inductor"]  # eager, or torch.compile(backend="inductor", fullgraph=True)
 Precision = Literal["fp32", "bf16", "fp16"]  # fp32, or torch.autocast to bf16 / fp16 (bench.measure.precision)
 
 
@@ -345,6 +346,12 @@ class SpeedConfig(_Config):
 
     ``precision`` is the deployed numeric type: ``fp32``, or ``torch.autocast`` to ``bf16`` (CPU
     and CUDA) or ``fp16`` (CUDA only; refused on the CPU).
+
+    ``compile`` is the compiled-model axis: ``[none]`` times the eager model; ``[none, inductor]``
+    (or ``inductor``) also times each configuration compiled with inductor (whole graph, static
+    shapes, freezing), in the same rounds as its eager self and its baseline (bench.measure.speed:
+    compile time apart, output checked).
+    The eager model is always timed: it is what the compiled figures are compared with.
     """
 
     batch: int = Field(1, ge=1, le=MAX_BATCH)  # the latency batch (clips per call)
@@ -355,6 +362,16 @@ class SpeedConfig(_Config):
     threads: int | None = Field(None, ge=1, le=MAX_THREADS)
     device: str = "cpu"
     precision: Precision = "fp32"
+    compile: tuple[CompileMode, ...] = ("none",)
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return ("none",) if v == "none" else ("none", v)
+        if isinstance(v, list | tuple) and (not v or v[0] != "none" or len(set(v)) != len(v)):
+            raise ValueError("must be [none] or [none, inductor] (the eager model is always timed, first)")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -381,6 +398,7 @@ class SpeedConfig(_Config):
 
 
 __all__ = [
+    "CompileMode",
     "ConfigError",
     "DataConfig",
     "ModelConfig",

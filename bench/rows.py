@@ -35,6 +35,8 @@ TEXT_COLUMNS = (
     "aggregation",
     "per_sequence",
     "precision_note",
+    "compile",
+    "compile_error",
     "finished",
 )
 #: what a speed row carries from :meth:`SpeedResult.to_dict` and the paired speedups. ``latency_ms`` and
@@ -68,6 +70,18 @@ SPEED_FIELDS = {
     "speedup_of_medians": "speedup_of_medians",
     "speedup_rounds": "speedup_rounds",
     "iqr_over_median": "latency_iqr_over_median",
+    # the compiled form of the same configuration, timed in the same rounds (speed.compile: [none, inductor])
+    "compile": "compile",
+    "compile_error": "compile_error",
+    "compile_s": "compile_s",
+    "compiled_rel_err": "compiled_rel_err",
+    "compiled_latency_ms": "compiled_latency_ms",
+    "compiled_latency_iqr_ms": "compiled_latency_iqr_ms",
+    "compiled_fps": "compiled_fps",
+    "compiled_speedup": "compiled_speedup",
+    "compiled_speedup_iqr": "compiled_speedup_iqr",
+    "compiled_throughput_speedup": "compiled_throughput_speedup",
+    "compiled_over_eager": "compiled_over_eager",
 }
 
 #: the other columns a record holds as text; every column not named here holds a number (or null)

@@ -24,7 +24,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tabulate import tabulate
@@ -32,6 +32,9 @@ from tabulate import tabulate
 from bench.config import ConfigError, DataConfig, ModelConfig, SpeedConfig, TrainConfig, validate
 from bench.grid.cell import EVAL_ONLY
 from bench.report.frame import MEAN_POSE_LIMIT, mean_pose_note
+
+if TYPE_CHECKING:
+    from bench.measure.speed import SpeedResult
 
 
 def output_change(
@@ -69,7 +72,14 @@ def precision_row(cfg: ModelConfig, speed: SpeedConfig, weights: str | Path | No
     """fp32 and ``speed.precision`` latency of ``cfg`` from the same rounds, their ratio, the output change."""
     from bench.measure.speed import paired_speedup, time_round_robin
 
-    ref, low = time_round_robin([cfg, cfg], speed, precisions=["fp32", speed.precision])
+    modes = list(speed.compile)  # eager first; with --compile each precision compiled too, in the same rounds
+    timed = time_round_robin(
+        [cfg] * 2 * len(modes),
+        speed,
+        precisions=["fp32", speed.precision] * len(modes),
+        compiles=[m for m in modes for _ in range(2)],
+    )
+    ref, low = timed[:2]
     ratio = paired_speedup(low.latency_ms, ref.latency_ms)  # per-round low / fp32
     rel, rel_max = output_change(cfg, speed.precision, batch=speed.batch, device=speed.device, weights=weights)
     return {
@@ -94,6 +104,27 @@ def precision_row(cfg: ModelConfig, speed: SpeedConfig, weights: str | Path | No
         "native_bf16": ref.env.get("native_bf16"),
         "note": low.precision_note,  # bf16 emulated on this CPU: the ratio is the CPU's, not the model's
         "error": ref.error or low.error,
+        **(_compiled(ref, low, *timed[2:]) if len(timed) > 2 else {}),
+    }
+
+
+def _compiled(ref: SpeedResult, low: SpeedResult, c_ref: SpeedResult, c_low: SpeedResult) -> dict[str, Any]:
+    """The compiled fp32 and compiled low-precision forms timed in the same rounds: latencies, their ratio,
+    and compiled / eager at each precision (median per-round ratios; < 1: compiling is faster)."""
+    from bench.measure.speed import paired_speedup
+
+    def per_round(a: SpeedResult, b: SpeedResult) -> float:  # a / b
+        return paired_speedup(a.latency_ms, b.latency_ms)["speedup"] if a.ok and b.ok else float("nan")
+
+    return {
+        "compile": f"none+{c_ref.compile}",
+        "compiled_fp32_ms": c_ref.latency_ms_median,
+        "compiled_low_ms": c_low.latency_ms_median,
+        "compiled_ratio": per_round(c_low, c_ref),
+        "compiled_over_eager_fp32": per_round(c_ref, ref),
+        "compiled_over_eager_low": per_round(c_low, low),
+        "compile_s": c_ref.compile_s + c_low.compile_s,
+        "compile_error": c_ref.error or c_low.error or "",
     }
 
 
@@ -239,10 +270,21 @@ def _accuracy_cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _compiled_cells(r: dict[str, Any]) -> list[str]:
+    if r.get("compile_error"):
+        return ["-", "-", "-"]
+    return [
+        f"{r['compiled_fp32_ms']:.1f} / {r['compiled_low_ms']:.1f}",
+        f"{r['compiled_ratio']:.3f}",
+        f"{r['compiled_over_eager_fp32']:.3f} / {r['compiled_over_eager_low']:.3f}",
+    ]
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """The precision table as text (with each trained baseline's MPJPE change where the rows carry it),
     the protocol and the CPU's bf16 support underneath."""
     trained = bool(rows) and all("mpjpe_fp32_mm" in r for r in rows)
+    compiled = any("compiled_ratio" in r for r in rows)
     table = [
         [
             f"{r['backbone']}/{r['preset']}",
@@ -252,13 +294,16 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"{r['ratio']:.3f} (IQR {r['ratio_iqr']:.3f})",
             f"{100 * r['rel_change']:.2f}% / {100 * r['max_rel_change']:.2f}%",
             *(_accuracy_cells(r) if trained else []),
-            "; ".join(x for x in (r.get("note") or "", r["error"] or "") if x),
+            *(_compiled_cells(r) if compiled else []),
+            "; ".join(x for x in (r.get("note") or "", r["error"] or "", r.get("compile_error") or "") if x),
         ]
         for r in rows
     ]
     headers = ["model", "precision", "fp32 ms", "low ms", "low / fp32 (paired)", "output change L2 / max"]
     if trained:
         headers += ["baseline", "MPJPE fp32 (mm)", "MPJPE low (mm)", "ΔMPJPE (mm)", "trivial (mm)", "accuracy note"]
+    if compiled:
+        headers += ["compiled fp32 / low ms", "compiled low / fp32", "compiled/eager fp32 / low"]
     text = tabulate(table, headers=[*headers, "note / error"], disable_numparse=True)
     if rows:
         r0, e = rows[0], rows[0]["env"]

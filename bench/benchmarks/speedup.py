@@ -3,7 +3,7 @@
     python run_bench.py speedup --preset paper --backbone mixste --warmup 2 --iters 5 --threads 2
 
 For every backbone the baseline and its published hourglass configuration(s) are timed
-round-robin in **one** process (:func:`bench.measure.speed.compare_speed`), so the ratio is meaningful even
+round-robin in **one** process (:func:`bench.measure.speed.measure_speed_group`), so the ratio is meaningful even
 on a loaded machine; absolute times are not. The table shows the measured speedup (median and
 min latency ratio, per clip) beside the FLOPs ratio base / variant in the paper convention and the
 all-matmul convention, and their quotient: > 1 means pruning buys more speed than its FLOPs
@@ -66,7 +66,7 @@ def run_speedup(
     suite), FLOPs ratios and their quotients, under ``speed`` (default: :class:`SpeedConfig`'s protocol)."""
     from backbones import list_backbones
     from bench.measure.flops.core import count_canonical
-    from bench.measure.speed import check_device, compare_speed, paired_speedup
+    from bench.measure.speed import check_device, measure_speed_group
 
     speed = speed or SpeedConfig()
     check_device(speed)  # a user mistake stops here
@@ -75,58 +75,89 @@ def run_speedup(
     for backbone in names:
         try:
             base, variants = configs_for(backbone, preset)
-            cfgs = [base] + [c for _, c in variants]
-            flops = [count_canonical(c) for c in cfgs]
-            results = compare_speed(cfgs, speed)
+            flops = [count_canonical(c) for c in [base] + [c for _, c in variants]]
+            timed = measure_speed_group(base, [c for _, c in variants], speed)
         except Exception as exc:  # one family failing does not stop the others
             rows.append({"backbone": backbone, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
             continue
-        b_res, b_fl = results[0], flops[0]
-        for (vname, _), v_res, v_fl in zip(variants, results[1:], flops[1:]):
+        b, b_fl = timed[base.model_id()], flops[0]
+        for (vname, vcfg), v_fl in zip(variants, flops[1:]):
+            v = timed[vcfg.model_id()]
             row: dict[str, Any] = {
                 "backbone": backbone,
                 "preset": base.preset,
                 "variant": vname,
-                "label": v_res.label,
-                "base_ms": b_res.latency_ms_median,
-                "variant_ms": v_res.latency_ms_median,
-                "base_latency_ms": b_res.latency_ms,
-                "variant_latency_ms": v_res.latency_ms,
-                "base_iqr_over_median": b_res.iqr_over_median,
-                "variant_iqr_over_median": v_res.iqr_over_median,
-                "speedup_of_medians": b_res.latency_ms_median / v_res.latency_ms_median,
-                "speedup_of_minima": b_res.latency_ms_min / v_res.latency_ms_min,
+                "label": v["label"],
+                "base_ms": b["latency_ms_median"],
+                "variant_ms": v["latency_ms_median"],
+                "base_iqr_over_median": b["iqr_over_median"],
+                "variant_iqr_over_median": v["iqr_over_median"],
+                # per-round ratio: both calls of a round ran back to back, so load drift cancels
+                "speedup": v["speedup"],
+                "speedup_iqr": v["speedup_iqr"],
+                "speedup_of_medians": v["speedup_of_medians"],
+                "speedup_of_minima": b["latency_ms_min"] / v["latency_ms_min"],
                 "base_gflops_paper": b_fl[1],
                 "variant_gflops_paper": v_fl[1],
                 "base_gflops": b_fl[0],
                 "variant_gflops": v_fl[0],
                 "flops_ratio_paper": b_fl[1] / v_fl[1],
                 "flops_ratio_all_matmul": b_fl[0] / v_fl[0],
-                "threads": v_res.threads,
-                "batch": v_res.batch,
+                "threads": v["threads"],
+                "batch": v["batch"],
                 "warmup": speed.warmup,
                 "iters": speed.iters,
-                "device": v_res.device,
-                "precision": v_res.precision,
-                "env": v_res.env,
-                "error": b_res.error or v_res.error,
+                "device": v["device"],
+                "precision": v["precision"],
+                "env": v["env"],
+                "error": b["error"] or v["error"],
             }
-            # per-round ratio: both calls of a round ran back to back, so load drift cancels
-            paired = paired_speedup(b_res.latency_ms, v_res.latency_ms)
-            row["speedup"] = paired["speedup"]
-            row["speedup_iqr"] = paired["speedup_iqr"]
             row["speedup_over_flops_paper"] = row["speedup"] / row["flops_ratio_paper"]
             row["speedup_over_flops_all_matmul"] = row["speedup"] / row["flops_ratio_all_matmul"]
+            if "compile" in v:
+                row.update(_compiled(b, v, row["flops_ratio_all_matmul"]))
             rows.append(row)
     return rows
 
 
+def _compiled(b: dict[str, Any], v: dict[str, Any], flops_ratio: float) -> dict[str, Any]:
+    """The pair timed compiled in the same rounds: latencies, the speedup under compile, compiled / eager."""
+    return {
+        "compile": v["compile"],
+        "base_compiled_ms": b["compiled_latency_ms"],
+        "variant_compiled_ms": v["compiled_latency_ms"],
+        "compiled_speedup": v["compiled_speedup"],
+        "compiled_speedup_iqr": v["compiled_speedup_iqr"],
+        "compiled_speedup_over_flops_all_matmul": v["compiled_speedup"] / flops_ratio,
+        "base_compiled_over_eager": b["compiled_over_eager"],
+        "variant_compiled_over_eager": v["compiled_over_eager"],
+        "base_compile_s": b["compile_s"],
+        "variant_compile_s": v["compile_s"],
+        "compile_error": b["compile_error"] or v["compile_error"],
+    }
+
+
+COMPILED_HEADERS = ("compiled ms base / variant", "speedup compiled (/ FLOPs)", "compiled/eager base / variant")
+
+
+def _compiled_cells(r: dict[str, Any]) -> list[str]:
+    if r.get("compile_error"):
+        return ["-", "-", "-"]
+    return [
+        f"{r['base_compiled_ms']:.1f} / {r['variant_compiled_ms']:.1f}",
+        f"{r['compiled_speedup']:.2f}x ({r['compiled_speedup_over_flops_all_matmul']:.2f})",
+        f"{r['base_compiled_over_eager']:.3f} / {r['variant_compiled_over_eager']:.3f}",
+    ]
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The speedup table as text, with the protocol and environment underneath."""
+    """The speedup table as text, with the protocol and environment underneath (and the compiled columns
+    when the rows were timed compiled too)."""
+    compiled = any("compiled_speedup" in r for r in rows)
     table = []
     for r in rows:
         if "speedup" not in r:
-            table.append([r["backbone"], "-", "", "", "", "", "", "", "", r.get("error", "")])
+            table.append([r["backbone"], "-", *[""] * (7 + 3 * compiled), r.get("error", "")])
             continue
         table.append(
             [
@@ -139,7 +170,8 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                 f"{r['speedup_over_flops_paper']:.2f} / {r['speedup_over_flops_all_matmul']:.2f}",
                 f"{100 * r['base_iqr_over_median']:.1f}% / {100 * r['variant_iqr_over_median']:.1f}%",
                 r["batch"],
-                r["error"] or "",
+                *(_compiled_cells(r) if compiled else ()),
+                r["error"] or r.get("compile_error") or "",
             ]
         )
     text = tabulate(
@@ -154,10 +186,16 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             "speedup / FLOPs ratio",
             "IQR/median",
             "batch",
+            *(COMPILED_HEADERS if compiled else ()),
             "error",
         ],
         disable_numparse=True,
     )
+    if compiled:
+        text += (
+            "\ncompiled: torch.compile(inductor, fullgraph, static shapes, freezing), timed in the same rounds as "
+            "eager; compiled/eager is the median per-round latency ratio (< 1: compiling is faster)"
+        )
     ok = [r for r in rows if "env" in r]
     if ok:
         e, r0 = ok[0]["env"], ok[0]

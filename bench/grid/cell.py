@@ -94,7 +94,8 @@ class Cell:
         """What a measure depends on: FLOPs on the model; speed also on the protocol; accuracy on training."""
         parts: dict[str, Any] = {"measure": measure, "model": self.model.to_dict()}
         if measure == "speed":
-            parts["speed"] = self.speed.model_dump()
+            # the default compile mode is left out, so records stored before the axis existed still match
+            parts["speed"] = self.speed.model_dump(exclude={"compile"} if self.speed.compile == ("none",) else None)
         if measure == "accuracy":
             d = self.describe()
             parts.update(seed=d["seed"], train=d["train"], data=d["data"], baseline=d["baseline"])

@@ -70,7 +70,7 @@ def run_speed_group(
         if res is None:
             row["error"] = error or "speed: no timing came back for this configuration"
         else:
-            row.update({ours: res.get(theirs) for theirs, ours in SPEED_FIELDS.items()})
+            row.update({ours: res[theirs] for theirs, ours in SPEED_FIELDS.items() if theirs in res})
             row["speed_group"] = len(results)
             row["error"] = res.get("error") or ""
         row["cell_seconds"] = seconds

@@ -18,6 +18,13 @@ Out-of-memory halves the batch and retries; the retries are recorded, a failure 
 Timings on a shared machine are only comparable within one run: :func:`compare_speed` times
 several configurations round-robin, interleaved, in one process, and :func:`measure_speed_group`
 adds each one's ``speedup`` against a baseline from the same rounds (median of per-round ratios).
+
+Compiled models (``speed.compile = (none, inductor)``, issue 22): each configuration is also compiled
+once per timed batch (``torch.compile``, inductor, ``fullgraph=True``: a graph break is a failure;
+``dynamic=False``; ``freezing``), its first calls' wall time recorded as ``compile_s`` apart from the
+latency, its output checked against eager within :data:`COMPILE_BOUND`, and timed as one more entry of
+the same interleaved rounds, so compiled / eager and the speedup under compile are paired figures. A
+failed compile is that entry's error (the row's ``compile_error``); the eager figures stand.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ import gc
 import itertools
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +45,7 @@ from torch import Tensor, nn
 from bench.config import ConfigError, SpeedConfig, threads_problem
 from bench.data.clips import flip_pose
 from bench.data.skeleton import JOINTS_LEFT, JOINTS_RIGHT
+from bench.errors import one_line
 from bench.measure.env import environment, precision_note
 from bench.measure.flops.counters import input_shape
 from bench.measure.precision import DTYPES, autocast
@@ -78,6 +87,9 @@ class SpeedResult:
     batch: int  # the batch actually timed (after any OOM halvings)
     precision: str = "fp32"  # fp32, or the autocast type (bf16 / fp16)
     precision_note: str = ""  # bf16 on a CPU that emulates it (bench.measure.env.precision_note)
+    compile: str = "none"  # "none" (eager) or the torch.compile backend ("inductor")
+    compile_s: float = float("nan")  # compiled: wall time of the first call at each timed batch (compile + 1 run)
+    compiled_rel_err: float = float("nan")  # compiled: ||y_compiled - y_eager|| / ||y_eager|| on the timed input
     oom_retries: int = 0
     oom_batches: list[int] = field(default_factory=list)  # batches that ran out of memory
     frames_per_call: int = 0  # output frames scored per call (T·batch or batch)
@@ -116,6 +128,9 @@ class SpeedResult:
 
     def to_dict(self, samples: bool = False) -> dict[str, Any]:
         d = asdict(self)
+        if self.compile == "none":  # an eager row: the compiled columns are measure_speed_group's to add
+            for k in ("compile", "compile_s", "compiled_rel_err"):
+                d.pop(k)
         if not samples:
             d.pop("latency_ms")
             d.pop("throughput_ms")
@@ -291,6 +306,11 @@ class _Prepared:
     latency: _Timed | None = None  # at ``speed.batch``
     throughput: _Timed | None = None  # at the throughput batch (None: not timed apart, or failed)
 
+    @property
+    def key(self) -> str:
+        """The entry's name in the rounds and to the clock: the model id, ``+inductor`` when compiled."""
+        return self.res.model_id + ("" if self.res.compile == "none" else f"+{self.res.compile}")
+
 
 def _new_result(cfg: ModelConfig, device: torch.device, threads: int, speed: SpeedConfig, flip: bool) -> SpeedResult:
     return SpeedResult(
@@ -372,19 +392,23 @@ def _cuda_ids(device: torch.device) -> list[int]:
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
-def _prepare(
-    cfg: ModelConfig,
-    device: torch.device,
-    batch: int,
-    flip: bool,
-    res: SpeedResult,
-    gflops: tuple[float, float],
-    precision: str = "fp32",
-    tput_batch: int = 0,
-) -> _Prepared:
+@dataclass(frozen=True)
+class _Calls:
+    """How an entry is called: its latency batch, test-time flip, precision, throughput batch, and the
+    canonical (all-matmul, paper-convention) GFLOPs of one clip."""
+
+    batch: int
+    flip: bool
+    precision: str
+    tput_batch: int
+    gflops: tuple[float, float]
+
+
+def _prepare(cfg: ModelConfig, device: torch.device, res: SpeedResult, calls: _Calls) -> _Prepared:
     """Build the model (seeded weights), then fit the latency batch and the throughput batch (each
-    halved on OOM) with one untimed call each. ``tput_batch`` equal to the latency batch times nothing
-    more: the latency samples are the throughput's."""
+    halved on OOM) with one untimed call each. ``calls.tput_batch`` equal to the latency batch times nothing
+    more: the latency samples are the throughput's. A compiled entry (``res.compile``) is compiled
+    here, once per batch (static shapes); a failed compile or an output off eager's is its error."""
     prep = _Prepared(cfg, res, device)
     try:
         with torch.random.fork_rng(devices=_cuda_ids(device)):
@@ -396,7 +420,15 @@ def _prepare(
         _release(device)
         res.error, res.batch = f"out of memory building the model: {str(exc).splitlines()[0][:160]}", 0
         return prep
-    prep.latency = _fit_batch(model, device, batch, flip, precision, res.oom_batches)
+    if res.compile != "none":
+        return _prepare_compiled(prep, model, calls)
+    return _fit_batches(prep, model, calls)
+
+
+def _fit_batches(prep: _Prepared, model: nn.Module, calls: _Calls) -> _Prepared:
+    """Fit ``model``'s latency batch, then its throughput batch (:func:`_fit_batch` each), into ``prep``."""
+    res, device, flip, precision = prep.res, prep.device, calls.flip, calls.precision
+    prep.latency = _fit_batch(model, device, calls.batch, flip, precision, res.oom_batches)
     res.oom_retries = len(res.oom_batches)
     if prep.latency is None:
         res.error = "out of memory at batch 1"
@@ -404,13 +436,72 @@ def _prepare(
         return prep
     res.batch = prep.latency.batch
     res.frames_per_call = prep.latency.frames
-    calls = 2 if flip else 1
-    res.gflops_per_call = gflops[0] * res.batch * calls
-    res.gflops_paper_per_call = gflops[1] * res.batch * calls
-    if tput_batch > res.batch and not res.oom_batches:  # after an OOM at the latency batch, no larger batch fits
-        prep.throughput = _fit_batch(model, device, tput_batch, flip, precision, res.oom_batches)
+    passes = 2 if flip else 1
+    res.gflops_per_call = calls.gflops[0] * res.batch * passes
+    res.gflops_paper_per_call = calls.gflops[1] * res.batch * passes
+    if calls.tput_batch > res.batch and not res.oom_batches:  # after an OOM at the latency batch, no larger fits
+        prep.throughput = _fit_batch(model, device, calls.tput_batch, flip, precision, res.oom_batches)
     res.throughput_batch = prep.throughput.batch if prep.throughput is not None else res.batch
     return prep
+
+
+#: how far a compiled model's output may be from the eager model's (relative L2, same input and precision)
+COMPILE_BOUND = {"fp32": 1e-4, "bf16": 3e-2, "fp16": 1e-2}
+
+
+def _prepare_compiled(prep: _Prepared, eager: nn.Module, calls: _Calls) -> _Prepared:
+    """Compile ``eager`` (inductor, the whole graph or nothing: a graph break is a failure), fit its batches
+    (each first call compiles: its wall time is ``compile_s``), and check its output against eager's."""
+    res, device, precision = prep.res, prep.device, calls.precision
+    t0 = time.perf_counter()
+    try:
+        # an OptimizedModule (an nn.Module) for a module argument; torch types it as a callable
+        compiled = cast(nn.Module, torch.compile(eager, backend=res.compile, fullgraph=True, dynamic=False))
+        with _compiling():
+            _fit_batches(prep, compiled, calls)
+            res.compile_s = time.perf_counter() - t0
+            if prep.latency is not None:
+                res.compiled_rel_err = _relative_error(eager, compiled, device, prep.latency.batch, precision)
+    except Exception as exc:  # a graph break, a backend error: the entry's error, not the run's
+        prep.latency = prep.throughput = None
+        res.error = f"compile ({res.compile}) failed: {type(exc).__name__}: {one_line(exc)}"[:400]
+        return prep
+    bound = COMPILE_BOUND[precision]
+    if res.error is None and not res.compiled_rel_err <= bound:  # NaN fails too
+        prep.latency = prep.throughput = None
+        res.error = f"compiled output differs from eager by {res.compiled_rel_err:.2e} (relative L2; bound {bound:g})"
+    return prep
+
+
+#: compiled graphs one code object (``PoseBackbone.forward``, shared by every backbone) may hold in a process:
+#: dynamo's default (8) counts each configuration and each batch, so a speed group of a few configurations
+#: at two batches, or a benchmark over the four backbones, would hit it at its ninth entry
+RECOMPILE_LIMIT = 1024
+
+
+@contextlib.contextmanager
+def _compiling() -> Iterator[None]:
+    """Where an entry is compiled: inductor with ``freezing`` (the weights are constants, as in a deployed
+    model: folded and pre-packed for the CPU's GEMM kernels), no limit on the graphs of one code object (each
+    configuration is its own, with its own guards), and inductor's deprecation notices hidden (not the user's
+    to act on)."""
+    import torch._dynamo
+    import torch._inductor.config
+
+    dynamo = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
+    with warnings.catch_warnings(), dynamo, torch._inductor.config.patch(freezing=True):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\._inductor")
+        yield
+
+
+def _relative_error(eager: nn.Module, compiled: nn.Module, device: torch.device, batch: int, precision: str) -> float:
+    with torch.random.fork_rng(devices=_cuda_ids(device)):
+        torch.manual_seed(1)
+        x = torch.randn(input_shape(eager, batch), device=device)
+    with torch.inference_mode():
+        y_eager = with_precision(lambda: eager(x), precision, device)().float()
+        y_compiled = with_precision(lambda: compiled(x), precision, device)().float()
+    return float((y_compiled - y_eager).norm() / y_eager.norm().clamp_min(1e-12))
 
 
 def _run_timed(prep: _Prepared, which: str, n: int, timed: bool, clock: Clock = default_clock) -> None:
@@ -419,7 +510,7 @@ def _run_timed(prep: _Prepared, which: str, n: int, timed: bool, clock: Clock = 
     t: _Timed | None = getattr(prep, which)
     if t is None:
         return
-    key = prep.res.model_id if which == "latency" else f"{prep.res.model_id}:throughput"
+    key = prep.key if which == "latency" else f"{prep.key}:throughput"
     try:
         with torch.inference_mode():
             for _ in range(n):
@@ -469,9 +560,9 @@ def _timed_keys(preps: Sequence[_Prepared]) -> dict[str, _Timed]:
     keys: dict[str, _Timed] = {}
     for p in preps:
         if p.latency is not None:
-            keys[p.res.model_id] = p.latency
+            keys[p.key] = p.latency
         if p.throughput is not None:
-            keys[f"{p.res.model_id}:throughput"] = p.throughput
+            keys[f"{p.key}:throughput"] = p.throughput
     return keys
 
 
@@ -481,7 +572,7 @@ def _resume(preps: Sequence[_Prepared], speed: SpeedConfig, flip: bool, rounds: 
         return 0
     keys = _timed_keys(preps)
     header = {
-        "configurations": [p.res.model_id for p in preps],
+        "configurations": [p.key for p in preps],
         "precisions": [p.res.precision for p in preps],
         "batches": {k: t.batch for k, t in keys.items()},
         "speed": speed.model_dump(mode="json"),
@@ -529,6 +620,7 @@ def time_round_robin(
     clock: Clock | None = None,
     precisions: Sequence[str] | None = None,
     rounds: Rounds | None = None,
+    compiles: Sequence[str] | None = None,
 ) -> list[SpeedResult]:
     """The one timing loop: build every model once, warm all up, then ``speed.iters`` rounds.
 
@@ -537,7 +629,8 @@ def time_round_robin(
     cfg0 | ...), so no model always follows the same one and sample ``r`` of every configuration
     comes from the same round. ``clock`` times a call (default :func:`default_clock`).
     ``precisions`` (one per configuration) overrides ``speed.precision`` entry by entry, so the
-    same model can be timed in fp32 and bf16 in the same rounds. ``rounds`` keeps each finished
+    same model can be timed in fp32 and bf16 in the same rounds; ``compiles`` (one per configuration,
+    default eager) likewise names the entries timed compiled (:func:`_prepare_compiled`). ``rounds`` keeps each finished
     round as it ends and hands back the ones a killed timing of the same header had finished: they
     count as this timing's first rounds (the warm-up is run again; round ``r`` keeps its rotation).
     """
@@ -546,17 +639,25 @@ def time_round_robin(
         precisions = [speed.precision] * len(cfgs)
     if len(precisions) != len(cfgs):
         raise ValueError(f"{len(precisions)} precisions for {len(cfgs)} configurations")
+    compiles = list(compiles) if compiles is not None else ["none"] * len(cfgs)
+    if len(compiles) != len(cfgs):
+        raise ValueError(f"{len(compiles)} compile modes for {len(cfgs)} configurations")
     entry_speeds = [speed if p == speed.precision else speed.replace(precision=p) for p in precisions]
     clock = clock or default_clock
-    flops = [_flops_per_clip(c) for c in cfgs]  # counted on meta before the clock starts
+    counted: dict[str, tuple[float, float]] = {}
+    for c in cfgs:  # counted on meta before the clock starts, once per configuration
+        if c.model_id() not in counted:
+            counted[c.model_id()] = _flops_per_clip(c)
+    flops = [counted[c.model_id()] for c in cfgs]
     tput = [throughput_batch(c, speed) for c in cfgs]
     with num_threads(speed.threads) as used_threads, cudnn_autotune(dev):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         preps = []
-        for cfg, fl, sp, tb in zip(cfgs, flops, entry_speeds, tput):
+        for cfg, fl, sp, tb, mode in zip(cfgs, flops, entry_speeds, tput, compiles):
             res = _new_result(cfg, dev, used_threads, sp, flip)
-            preps.append(_prepare(cfg, dev, sp.batch, flip, res, fl, sp.precision, tb))
+            res.compile = mode
+            preps.append(_prepare(cfg, dev, res, _Calls(sp.batch, flip, sp.precision, tb, fl)))
         done = _resume(preps, speed, flip, rounds)
         for _ in range(speed.warmup):
             for which in ("latency", "throughput"):
@@ -590,29 +691,65 @@ def measure_speed_group(
     precision, threads, environment) plus ``speedup`` against the baseline from the same rounds
     (:func:`paired_speedup`: the median of per-round ratios, with ``speedup_q25`` /
     ``speedup_q75`` / ``speedup_iqr``) and ``speedup_of_medians`` (ratio of the medians). The
-    baseline's own row has speedup 1 and ``is_baseline`` True.
+    baseline's own row has speedup 1 and ``is_baseline`` True. With ``speed.compile`` = (none, inductor)
+    each configuration is also timed compiled, in the same rounds, and its row gains the compiled columns
+    (:func:`_compiled_columns`).
     """
     unique: dict[str, ModelConfig] = {}
     for cfg in (baseline, *variants):
         unique.setdefault(cfg.model_id(), cfg)
-    results = time_round_robin(list(unique.values()), speed, flip=flip, clock=clock, rounds=rounds)
-    base = results[0]
+    cfgs, modes = list(unique.values()), list(speed.compile)
+    entries = [(cfg, mode) for mode in modes for cfg in cfgs]  # eager first, then each compiled form
+    results = time_round_robin(
+        [c for c, _ in entries], speed, flip=flip, clock=clock, rounds=rounds, compiles=[m for _, m in entries]
+    )
+    eager, compiled = results[: len(cfgs)], results[len(cfgs) :]
+    base = eager[0]
     rows: dict[str, dict[str, Any]] = {}
-    for res in results:
+    for i, res in enumerate(eager):
         row = res.to_dict()
         row["is_baseline"] = res is base
         row["baseline_model_id"] = base.model_id
-        if res.ok and base.ok:
-            row.update(paired_speedup(base.latency_ms, res.latency_ms))
-            row["speedup_of_medians"] = base.latency_ms_median / res.latency_ms_median
-        else:
-            row.update(paired_speedup([], []))
-            row["speedup_of_medians"] = float("nan")
-        same_batch = res.ok and base.ok and res.throughput_batch == base.throughput_batch
-        tput = paired_speedup(base.throughput_ms, res.throughput_ms) if same_batch else paired_speedup([], [])
-        row.update({f"throughput_{k}": v for k, v in tput.items()})
+        row.update(_paired_columns(base, res))
+        if compiled:
+            row.update(_compiled_columns(res, compiled[i], compiled[0]))
         rows[res.model_id] = row
     return rows
+
+
+def _paired_columns(base: SpeedResult, res: SpeedResult) -> dict[str, float]:
+    """``res`` against ``base`` from the same rounds: ``speedup`` (and its spread), ``speedup_of_medians``,
+    and ``throughput_speedup`` (and its spread) when both were timed at the same throughput batch."""
+    ok = res.ok and base.ok
+    cols: dict[str, float] = paired_speedup(base.latency_ms, res.latency_ms) if ok else paired_speedup([], [])
+    cols["speedup_of_medians"] = base.latency_ms_median / res.latency_ms_median if ok else float("nan")
+    same_batch = ok and res.throughput_batch == base.throughput_batch
+    tput = paired_speedup(base.throughput_ms, res.throughput_ms) if same_batch else paired_speedup([], [])
+    cols.update({f"throughput_{k}": v for k, v in tput.items()})
+    return cols
+
+
+def _compiled_columns(eager: SpeedResult, compiled: SpeedResult, compiled_base: SpeedResult) -> dict[str, Any]:
+    """The compiled form of an eager row, timed in the same rounds: its latency and FPS, its speedup over
+    the compiled baseline, ``compiled_over_eager`` (median per-round compiled / eager latency: below 1 is
+    faster), the compile time and the output check. A failed compile is ``compile_error``; the eager
+    figures stand."""
+    paired = _paired_columns(compiled_base, compiled)
+    nan = float("nan")
+    ok = compiled.ok and eager.ok
+    return {
+        "compile": f"none+{compiled.compile}",
+        "compile_error": compiled.error or "",
+        "compile_s": compiled.compile_s,
+        "compiled_rel_err": compiled.compiled_rel_err,
+        "compiled_latency_ms": compiled.latency_ms_median,
+        "compiled_latency_iqr_ms": compiled.latency_ms_iqr,
+        "compiled_fps": compiled.throughput_fps,
+        "compiled_speedup": paired["speedup"],
+        "compiled_speedup_iqr": paired["speedup_iqr"],
+        "compiled_throughput_speedup": paired["throughput_speedup"],
+        "compiled_over_eager": paired_speedup(compiled.latency_ms, eager.latency_ms)["speedup"] if ok else nan,
+    }
 
 
 __all__ = [

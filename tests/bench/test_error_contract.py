@@ -347,6 +347,8 @@ ROWS: list = [
     ("run-set-not-section", f"run quick --set name.x=3 --out {R}/r24", "not a section", [f"{R}/r24"]),
     ("run-symlinked-record", "run {t}/strided.yaml --out {t}/symroot", "symbolic link", []),
     ("run-set-minutes", f"run quick --set train.minutes=1 --out {R}/r25", "minutes", [f"{R}/r25"]),
+    ("run-compile-alone", f"run quick --set speed.compile=[inductor] --out {R}/r26", "speed.compile", [f"{R}/r26"]),
+    ("run-compile-unknown", f"run quick --set speed.compile=tvm --out {R}/r27", "speed.compile", [f"{R}/r27"]),
     # ---- report ---------------------------------------------------------------------------------
     ("report-missing", "report {t}/nowhere", "no results folder", []),
     ("report-empty-folder", "report {t}/empty", "no result rows", []),
@@ -366,6 +368,7 @@ ROWS: list = [
     ("speed-batch-1e8", f"{SP} --batch 100000000", "--batch", []),
     ("speed-throughput-batch-1e8", f"{SP} --throughput-batch 100000000", "--throughput-batch", []),
     ("speed-iters-1e9", f"speed {TINY} --iters 1000000000", "--iters", []),
+    ("speed-compile-with-value", f"speed {TINY} --compile inductor", "unrecognized arguments", []),
     # ---- speedup --------------------------------------------------------------------------------
     ("speedup-empty-backbone", "speedup --backbone ''", "--backbone", []),
     ("speedup-empty-item", "speedup -b mixste,,strided", "--backbone", []),

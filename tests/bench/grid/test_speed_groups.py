@@ -101,6 +101,34 @@ def test_speed_rows_carry_latency_and_throughput_with_its_batch(tmp_path):
     assert row["speedup"] == pytest.approx(1.25) and row["throughput_speedup"] == pytest.approx(2.0)
 
 
+def test_a_grid_with_the_compile_axis_stores_the_compiled_columns_in_each_row(tmp_path, monkeypatch):
+    """``speed: {compile: [none, inductor]}``: each row keeps its eager figures and gains the compiled ones,
+    read back typed (text stays text); a grid without the axis has none of those columns."""
+    from bench.results import load
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # a compile that changes nothing
+    path = tmp_path / "g.yaml"
+    path.write_text(ONE_GROUP.replace("threads: 1}", "threads: 1, throughput_batch: 1, compile: [none, inductor]}"))
+    base = ModelConfig.create("mixste", "tiny")
+    ms = {base.model_id(): 10.0, f"{base.model_id()}+inductor": 6.0}
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        return ms.get(key, 5.0 if "+" not in key else 2.0)
+
+    run_grid(plan_grid(load_grid(path)), tmp_path / "r", speed_clock=clock)
+    df = load(tmp_path / "r").set_index("label")
+    assert (df["compile"] == "none+inductor").all() and (df["compile_error"].fillna("") == "").all()
+    cluster = ModelConfig.create("mixste", "tiny", "cluster", None, 9, 1)
+    assert df.loc[cluster.label(), "compiled_over_eager"] == pytest.approx(0.4)  # 2 / 5, same rounds
+    assert df.loc[cluster.label(), "compiled_speedup"] == pytest.approx(3.0)  # 6 / 2, compiled baseline
+    assert df.loc[cluster.label(), "speedup"] == pytest.approx(2.0)  # 10 / 5, eager
+    assert (df["compiled_rel_err"] == 0).all()
+    plain = tmp_path / "p.yaml"
+    plain.write_text(ONE_GROUP.replace("threads: 1}", "threads: 1, throughput_batch: 1}"))
+    run_grid(plan_grid(load_grid(plain)), tmp_path / "q", speed_clock=clock)
+    assert not any(c.startswith("compile") for c in load(tmp_path / "q").columns)
+
+
 # ---- a killed speed group keeps its finished rounds ------------------------------------------------
 ONE_GROUP = GRID.replace("backbones: [mixste, strided]", "backbones: [mixste]")
 CALLS_PER_ROUND = 6  # baseline + 2 variants, each at batch 1 and at the throughput batch

@@ -417,3 +417,137 @@ def test_round_robin_keeps_each_finished_round_and_resumes_from_kept_ones() -> N
     calls.clear()
     S.time_round_robin([TINY], speed.replace(iters=4), clock=lambda k, s, d: calls.append(k) or 1.0, rounds=again)
     assert len(calls) == 8 and again.header["speed"]["iters"] == 4
+
+
+# ---- the compiled-model axis (issue 22): speed.compile [none, inductor] -------------------------------
+def _fake_compile(make: type[nn.Module] | None = None):  # type: ignore[no-untyped-def]
+    """A stand-in for ``torch.compile``: the model itself (``make`` None) or ``make(model)``."""
+
+    def compile_(model: nn.Module, **kw: object) -> nn.Module:
+        assert kw == {"backend": "inductor", "fullgraph": True, "dynamic": False}
+        return model if make is None else make(model)
+
+    return compile_
+
+
+class _Off(nn.Module):
+    """A 'compiled' model whose output is 1 % off the eager one."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.frames = inner.frames
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x) * 1.01
+
+
+def test_compile_is_none_then_inductor_and_the_eager_model_is_always_timed() -> None:
+    from bench.config import validate
+
+    assert SpeedConfig().compile == ("none",)
+    assert SpeedConfig(compile="inductor").compile == ("none", "inductor")
+    assert validate(SpeedConfig, {"compile": ["none", "inductor"]}).compile == ("none", "inductor")
+    for bad in (["inductor"], ["none", "none"], [], ["none", "tvm"], "tvm"):
+        with pytest.raises(ConfigError, match=r"^compile: "):
+            validate(SpeedConfig, {"compile": bad})
+
+
+def test_a_compiled_entry_is_timed_in_the_same_rounds_under_its_own_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "compile", _fake_compile())  # the eager model itself: output identical
+    base, v1, _ = _group_cfgs()
+    calls: list[str] = []
+    ms = {base.model_id(): 10.0, v1.model_id(): 5.0, f"{base.model_id()}+inductor": 8.0}
+    ms[f"{v1.model_id()}+inductor"] = 2.0
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        calls.append(key)
+        return ms[key]
+
+    speed = SpeedConfig(warmup=0, iters=4, threads=1, throughput_batch=1, compile="inductor")
+    rows = S.measure_speed_group(base, [v1], speed, clock=clock)
+    b, x = base.model_id(), v1.model_id()
+    assert calls[:4] == [b, x, f"{b}+inductor", f"{x}+inductor"] and len(calls) == 16
+    assert list(rows) == [b, x]  # one row per configuration: its compiled form is columns of it
+    r, rb = rows[x], rows[b]
+    assert r["compile"] == "none+inductor" and r["compile_error"] == ""
+    assert r["latency_ms_median"] == 5.0 and r["compiled_latency_ms"] == 2.0
+    assert r["speedup"] == pytest.approx(2.0)  # eager: 10 / 5
+    assert r["compiled_speedup"] == pytest.approx(4.0)  # compiled: 8 / 2, against the compiled baseline
+    assert r["compiled_over_eager"] == pytest.approx(0.4) and rb["compiled_over_eager"] == pytest.approx(0.8)
+    assert r["compiled_rel_err"] == 0.0 and r["compile_s"] > 0
+    assert math.isfinite(r["compiled_fps"]) and r["compiled_fps"] == pytest.approx(27 / 2e-3)
+
+
+def test_a_failed_compile_is_its_rows_reason_and_the_eager_figures_stand(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(model: nn.Module, **kw: object) -> nn.Module:
+        raise RuntimeError("Unsupported: data-dependent branching\n  (a long second line)")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    speed = SpeedConfig(warmup=0, iters=2, threads=1, throughput_batch=1, compile="inductor")
+    row = S.measure_speed_group(TINY, [], speed)[TINY.model_id()]
+    assert row["error"] is None and _finite_positive(row["latency_ms_median"], row["fps"])
+    assert row["compile_error"].startswith("compile (inductor) failed: RuntimeError: Unsupported: data-dependent")
+    assert "\n" not in row["compile_error"]
+    assert math.isnan(row["compiled_latency_ms"]) and math.isnan(row["compiled_over_eager"])
+
+
+def test_a_compiled_output_off_eager_by_more_than_the_bound_is_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "compile", _fake_compile(_Off))
+    speed = SpeedConfig(warmup=0, iters=2, threads=1, throughput_batch=1, compile="inductor")
+    row = S.measure_speed_group(TINY, [], speed)[TINY.model_id()]
+    want = r"compiled output differs from eager by 1\.00e-02 \(relative L2; bound 0\.0001\)"
+    assert re.fullmatch(want, row["compile_error"])
+    assert row["compiled_rel_err"] == pytest.approx(0.01, rel=1e-3) and math.isnan(row["compiled_latency_ms"])
+    assert row["error"] is None and row["latency_ms_median"] > 0
+
+
+def test_speedup_and_precision_tables_carry_the_compiled_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.benchmarks import precision as P
+
+    monkeypatch.setattr(torch, "compile", _fake_compile())
+    speed = SpeedConfig(warmup=0, iters=2, threads=1, throughput_batch=1, compile="inductor")
+    rows = run_speedup(["mixste"], preset="tiny", speed=speed)
+    assert len(rows) == 2 and all(r["error"] is None and r["compile_error"] == "" for r in rows)
+    for r in rows:
+        assert _finite_positive(r["compiled_speedup"], r["base_compiled_over_eager"], r["variant_compiled_over_eager"])
+        assert r["compiled_speedup_over_flops_all_matmul"] == pytest.approx(
+            r["compiled_speedup"] / r["flops_ratio_all_matmul"]
+        )
+    text = format_rows(rows)
+    assert "speedup compiled" in text and "compiled/eager" in text
+    prow = P.precision_row(TINY, speed.replace(precision="bf16"))
+    assert prow["compile"] == "none+inductor" and prow["compile_error"] == ""
+    assert _finite_positive(prow["compiled_ratio"], prow["compiled_over_eager_fp32"], prow["compiled_over_eager_low"])
+    assert "compiled low / fp32" in P.format_rows([prow])
+
+
+@pytest.mark.slow
+def test_inductor_compiles_a_pruned_seq2frame_model_whole_and_it_equals_eager() -> None:
+    """The real inductor on StridedTransformer and its TPC form (top-k and gather on the token tensor)."""
+    base, variants = configs_for("strided", "tiny")
+    tpc = variants[0][1]
+    assert tpc.pruner is not None
+    speed = SpeedConfig(warmup=1, iters=3, threads=1, throughput_batch=1, compile="inductor")
+    rows = S.measure_speed_group(base, [tpc], speed)
+    for cfg in (base, tpc):
+        r = rows[cfg.model_id()]
+        assert r["error"] is None and r["compile_error"] == "", r["compile_error"]
+        assert 0 <= r["compiled_rel_err"] <= S.COMPILE_BOUND["fp32"]
+        assert r["compile_s"] > 0 and _finite_positive(r["compiled_latency_ms"], r["compiled_over_eager"])
+    assert _finite_positive(rows[tpc.model_id()]["compiled_speedup"])
+
+
+@pytest.mark.slow
+def test_more_graphs_than_dynamos_default_limit_compile_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every backbone shares ``PoseBackbone.forward``: a ninth compiled configuration (dynamo's default limit is
+    8 graphs per code object) still compiles. Dynamo's real tracing, with its eager backend for speed."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: real(m, **{**kw, "backend": "eager"}))
+    cfgs = [ModelConfig.create("strided", "tiny", overrides={"layers": d}) for d in (1, 2, 3)]
+    pruners = ("cluster", "uniform", "motion")
+    cfgs += [ModelConfig.create("strided", "tiny", p, None, n, 1) for p in pruners for n in (5, 9)]
+    assert len({c.model_id() for c in cfgs}) == 9
+    speed = SpeedConfig(warmup=0, iters=1, threads=1, throughput_batch=1, compile="inductor")
+    rows = S.measure_speed_group(cfgs[0], cfgs[1:], speed)
+    assert [rows[c.model_id()]["compile_error"] for c in cfgs] == [""] * 9
