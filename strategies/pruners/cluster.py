@@ -48,16 +48,25 @@ def dpc_knn_score(x: Tensor, k: int = 2) -> Tensor:
     dist = torch.cdist(x, x)  # (B, F, F); cdist's matmul path is not bitwise symmetric
     dist = dist + dist.transpose(1, 2)  # exactly symmetric (times 2) ...
     dist.mul_(0.5 / c**0.5)  # ... and scaled to cdist / sqrt(D)
-    dist.diagonal(dim1=1, dim2=2).zero_()  # exactly 0 to itself: mutual nearest neighbours tie exactly
-    nearest = dist.topk(min(k, f), dim=-1, largest=False).values  # (B, F, k), includes the token itself
-    density = (-(nearest * nearest).mean(dim=-1)).exp()  # (B, F)
+    diagonal = dist.diagonal(dim1=1, dim2=2)  # (B, F) view
+    if k == 2 and f > 1:
+        # The 2 nearest are the token itself (exactly 0) and its nearest other token m, so the mean of
+        # their squares is m^2 / 2: one min over the rows instead of a top-k (bitwise the same values).
+        diagonal.fill_(torch.inf)
+        other = dist.amin(dim=-1)  # (B, F)
+        diagonal.zero_()  # exactly 0 to itself: mutual nearest neighbours tie exactly
+        density = (-(other * other) / 2).exp()  # (B, F)
+    else:
+        diagonal.zero_()
+        nearest = dist.topk(min(k, f), dim=-1, largest=False).values  # (B, F, k), includes the token itself
+        density = (-(nearest * nearest).mean(dim=-1)).exp()  # (B, F)
     # rank of each token in the strict total order (rho, priority): sort by priority, then stably by rho
     by_prio = tie_priority(f, x.device).argsort().expand(b, f)  # (B, F), priorities are distinct
     by_rho = density.gather(1, by_prio).sort(dim=1, stable=True).indices
     order = by_prio.gather(1, by_rho)  # (B, F) token indices, least to most dense
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(f, device=x.device).expand(b, f))
     denser = rank[:, None, :] > rank[:, :, None]  # [b, i, j]: j is denser than i
-    delta = dist.masked_fill(~denser, torch.inf).amin(dim=-1)  # (B, F); inf for the densest token only
+    delta = torch.where(denser, dist, torch.inf).amin(dim=-1)  # (B, F); inf for the densest token only
     dist_max = dist.flatten(1).amax(dim=-1, keepdim=True)  # (B, 1)
     return density * torch.where(delta.isinf(), dist_max, delta)
 

@@ -124,6 +124,33 @@ def test_dpc_knn_matches_the_definition_with_exact_ties(length):
         assert sorted(got[b].topk(n).indices.tolist()) == sorted(np.argsort(-want, kind="stable")[:n].tolist())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dpc_knn_k2_fast_path_is_bitwise_the_top_k_path(dtype):
+    """k = 2 takes a row minimum instead of a top-k; it must give the very same scores, ties included."""
+    import strategies.pruners.cluster as cluster
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(3, 351, 64, generator=g, dtype=dtype)
+    x[0, :40] = x[0, :1]  # an edge-padded run: several tokens at distance exactly 0
+    x[1, -60:] = x[1, -1:]
+    x[2] = x[2].cumsum(0) * 0.05
+    fast = dpc_knn_score(x, k=2)
+    b, f, c = x.shape
+    dist = torch.cdist(x, x)
+    dist = dist + dist.transpose(1, 2)
+    dist.mul_(0.5 / c**0.5)
+    dist.diagonal(dim1=1, dim2=2).zero_()
+    nearest = dist.topk(2, dim=-1, largest=False).values
+    density = (-(nearest * nearest).mean(dim=-1)).exp()
+    by_prio = cluster.tie_priority(f, x.device).argsort().expand(b, f)
+    order = by_prio.gather(1, density.gather(1, by_prio).sort(dim=1, stable=True).indices)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(f).expand(b, f))
+    delta = dist.masked_fill(~(rank[:, None, :] > rank[:, :, None]), torch.inf).amin(dim=-1)
+    want = density * torch.where(delta.isinf(), dist.flatten(1).amax(dim=-1, keepdim=True), delta)
+    assert torch.equal(fast, want)
+    assert torch.equal(dpc_knn_score(x[:, :1], k=2), dpc_knn_score(x[:, :1], k=1))  # one token: no other
+
+
 def test_cluster_picks_one_frame_per_group():
     groups, length, dim = 6, 30, 16
     g = torch.Generator().manual_seed(4)
