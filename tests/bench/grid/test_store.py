@@ -15,6 +15,13 @@ import pytest
 from bench.grid import GridError, ResultStore, load_grid, plan_grid, run_grid
 from bench.grid.store import load_rows
 
+
+def default_sigint() -> None:
+    """Child start-up: SIGINT at its default, as under a terminal. A background job of a non-interactive shell
+    starts with SIGINT ignored, the child would inherit that, and its Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 ROOT = Path(__file__).resolve().parents[3]
 GRID = """name: t
 backbones: [mixste]
@@ -378,7 +385,8 @@ def test_ctrl_c_with_two_workers_is_one_line_keeps_the_baselines_steps_and_leave
         "data: {source: synthetic, noise: none, frames_per_sequence: 150}\n"
     )
     cmd = [sys.executable, str(ROOT / "run_bench.py"), "run", str(grid), "--workers", "2", "--out", str(tmp_path)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    kw = {"start_new_session": True, "preexec_fn": default_sigint}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     assert p.stdout is not None
     for line in p.stdout:
         if line.startswith("baseline ") and "strided" in line:

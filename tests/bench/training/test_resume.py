@@ -16,6 +16,13 @@ from bench.config import ModelConfig, TrainConfig
 from bench.data.synthetic import make_synthetic_h36m
 from bench.training.loop import STATE_FILE, TrainError, train
 
+
+def default_sigint() -> None:
+    """Child start-up: SIGINT at its default, as under a terminal. A background job of a non-interactive shell
+    starts with SIGINT ignored, the child would inherit that, and its Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 ROOT = Path(__file__).resolve().parents[3]
 BASE = {"steps": 3, "batch_size": 4, "eval_stride": 9, "eval_every": 4, "threads": 1}
 
@@ -123,7 +130,7 @@ def test_an_interrupt_during_train_saves_the_steps_done(tmp_path, sig):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "run_bench.py"), "train", "-b", "strided", "-p", "tiny", "--steps", "100000"]
     cmd += ["--out", str(out), "--threads", "1", "--data-seed", "1"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     time.sleep(12)  # data and model are up; some steps run (checkpoint_every is 200)
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
