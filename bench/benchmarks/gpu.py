@@ -48,7 +48,7 @@ KEPT = (
 )
 
 
-def groups(backbones: Sequence[str] | None, preset: str, precisions: Sequence[str]) -> Iterator[tuple[str, str]]:
+def groups(backbones: Sequence[str] | None, precisions: Sequence[str]) -> Iterator[tuple[str, str]]:
     """(backbone, precision) in the order they are timed: every precision of a backbone, then the next."""
     from backbones import list_backbones
 
@@ -72,7 +72,7 @@ def run_gpu(
     from bench.measure.speed import check_device, measure_speed_group
 
     dev = check_device(speed)  # a machine without the device stops here, in one line
-    plan = list(groups(backbones, preset, precisions))
+    plan = list(groups(backbones, precisions))
     for backbone, precision in plan:  # every name and precision is checked before the first group is timed
         configs_for(backbone, preset)
         speed.replace(precision=precision)
