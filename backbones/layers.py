@@ -1,4 +1,4 @@
-"""Layers shared by the backbones: DropPath, MLP, multi-head self- and cross-attention.
+"""Layers shared by the backbones: DropPath, MLP, multi-head self- and cross-attention, TokenConv1d.
 
 Only what the pose transformers need, written with timm's semantics (timm itself is not a
 dependency; see shared/docs/dependencies.md §2). None of these change state-dict key names:
@@ -8,13 +8,46 @@ attribute names follow the official code (``qkv``/``proj``, ``fc1``/``fc2``,
 Attention uses ``F.scaled_dot_product_attention`` (fused, numerically equivalent to
 ``softmax(q k^T / sqrt(d)) v``). When a module's ``record_attention`` flag is set, it computes the
 attention matrix explicitly instead and keeps its head-mean in ``last_attention`` so that an
-attention-score pruner (H2OT's TPA) can read it.
+attention-score pruner (H2OT's TPA) can read it. ``TokenConv1d`` is the official ``Conv1d`` run on
+the token layout (B, F, C) as one GEMM (StridedTransformer's STE FFN, MHFormer's embeddings).
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+class TokenConv1d(nn.Conv1d):
+    """An ``nn.Conv1d`` applied along the frame axis of tokens: (B, F, C_in) -> (B, F', C_out).
+
+    The same layer: parameters, state-dict keys (weight (C_out, C_in, k), bias) and values as the
+    official ``Conv1d`` on (B, C_in, F), F' = floor((F + 2p - k) / s) + 1; only the layout differs. It
+    is computed as one GEMM: the zero-padded frames are cut into the k-frame windows the stride
+    visits (``unfold``: (B, F', C_in, k), a view) and multiplied by the weight seen as
+    (C_out, C_in * k). At the backbones' shapes (F = 1..351 frames) this skips the convolution kernel's
+    per-call overhead, which is most of its time when few frames remain, and the
+    (B, C, F) <-> (B, F, C) transposes around it. Values equal ``nn.Conv1d``'s up to float summation
+    order (tests/backbones/test_layers.py). Still an ``nn.Conv1d`` module, so FLOP hooks count it.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        (k,), (s,), (p,) = self.kernel_size, self.stride, cast(tuple[int], self.padding)
+        c_out, c_in, _ = self.weight.shape
+        if k == 1 and s == 1 and p == 0:
+            return F.linear(x, self.weight.view(c_out, c_in), self.bias)  # (B, F, C_out)
+        if p:
+            x = F.pad(x, (0, 0, p, p))  # (B, F + 2p, C_in): zero frames at both ends
+        windows = x.unfold(1, k, s)  # (B, F', C_in, k), a view
+        b, f_out = windows.shape[:2]
+        return F.linear(windows.reshape(b, f_out, c_in * k), self.weight.view(c_out, c_in * k), self.bias)
 
 
 def drop_path(x: Tensor, p: float, training: bool) -> Tensor:

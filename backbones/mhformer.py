@@ -37,7 +37,7 @@ from backbones._registry import (
     register_backbone,
 )
 from backbones.base import PoseBackbone
-from backbones.layers import RecordsAttention
+from backbones.layers import RecordsAttention, TokenConv1d
 from backbones.mhformer_blocks import HypothesisTransformer, MHGTransformer, SHRBlock
 from backbones.objectives import mhformer_loss
 
@@ -47,7 +47,7 @@ MHG_HEADS = 9  # hard-coded in the official Model
 def _embedding(in_dim: int, channel: int, frames: int) -> nn.Module:
     """Conv1d(2J -> C, k=1) for F > 27; Conv1d + BatchNorm1d + ReLU + Dropout(0.25) otherwise (official)."""
     if frames > 27:
-        return nn.Conv1d(in_dim, channel, kernel_size=1)
+        return TokenConv1d(in_dim, channel, kernel_size=1)  # the same Conv1d, run on the token layout
     return nn.Sequential(
         nn.Conv1d(in_dim, channel, kernel_size=1),
         nn.BatchNorm1d(channel, momentum=0.1),
@@ -117,11 +117,19 @@ class MHFormer(PoseBackbone):
 
     def embed(self, x: Tensor) -> Tensor:
         """MHG + embeddings + hypothesis position embeddings: (B, F, J, 2) -> tokens (B, F, 3, C)."""
-        x_1, x_2, x_3 = self.mhg(x)
-        e_1 = self.embedding_1(x_1).transpose(1, 2)  # (B, F, C), a view of (B, C, F)
-        e_2 = self.embedding_2(x_2).transpose(1, 2)
-        e_3 = self.embedding_3(x_3).transpose(1, 2)
+        hypotheses = self.mhg(x)  # 3 x (B, 2J, F)
+        embeddings = (self.embedding_1, self.embedding_2, self.embedding_3)
+        e_1, e_2, e_3 = (self._embed_hypothesis(emb, h) for emb, h in zip(embeddings, hypotheses))
         return self.Transformer_hypothesis.add_position(e_1, e_2, e_3)
+
+    @staticmethod
+    def _embed_hypothesis(embedding: nn.Module, x: Tensor) -> Tensor:
+        """``embedding_k`` on one hypothesis (B, 2J, F) -> (B, F, C)."""
+        if isinstance(embedding, TokenConv1d):
+            out_tokens: Tensor = embedding(x.transpose(1, 2))  # one GEMM, in the token layout
+            return out_tokens
+        out: Tensor = embedding(x).transpose(1, 2)  # F <= 27: Conv1d + BatchNorm1d + ReLU; (B, F, C) view
+        return out
 
     def block(self, i: int, tokens: Tensor) -> Tensor:
         """SHR block i (i < n_shr) or the CHI block (i == n_shr), on any number of frames."""

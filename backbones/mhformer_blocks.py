@@ -151,7 +151,9 @@ class HypothesisTransformer(nn.Module):
         """Three (B, F, C) embeddings + ``pos_embed_{1,2,3}``, pos dropout -> tokens (B, F, 3, C)."""
         # pos first: each sum is written in pos's (B, F, C) layout even when x_k is a transposed view
         xs = [pos + x for pos, x in zip((self.pos_embed_1, self.pos_embed_2, self.pos_embed_3), (x_1, x_2, x_3))]
-        out: Tensor = self.pos_drop(torch.stack(xs, dim=2))  # (B, F, 3, C)
+        b, f, c = xs[0].shape
+        # cat on the last axis + view is the same (B, F, 3, C) as stack(dim=2), in one contiguous pass
+        out: Tensor = self.pos_drop(torch.cat(xs, dim=-1).view(b, f, 3, c))
         return out
 
 

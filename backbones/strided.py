@@ -11,7 +11,8 @@
 * STE (Strided Transformer Encoder, ``Transformer_reduce``): layer i first adds
   ``pos_embedding_{i+1}[:, :L]`` (sliced to the current length L), then the same attention, and an
   FFN of Conv1d(k=1) -> ReLU -> Conv1d(k=3, stride s_i, pad 1) whose residual is MaxPool1d(kernel 1,
-  stride s_i). The frame axis shrinks L -> floor((L - 1) / s_i) + 1 (351 -> 117 -> 13 -> 1).
+  stride s_i). The frame axis shrinks L -> floor((L - 1) / s_i) + 1 (351 -> 117 -> 13 -> 1). Both
+  convolutions are ``TokenConv1d``: the same Conv1d layers, computed on the (B, F, C) tokens as GEMMs.
 * ``fcn_1`` on the VTE output gives x_VTE (B, T, 17, 3), the full-sequence supervision; ``fcn`` on
   the STE output gives the centre-frame pose (B, 1, 17, 3).
 
@@ -45,7 +46,7 @@ from backbones._registry import (
     register_backbone,
 )
 from backbones.base import PoseBackbone
-from backbones.layers import RecordsAttention
+from backbones.layers import RecordsAttention, TokenConv1d
 from backbones.objectives import strided_loss
 
 
@@ -106,15 +107,15 @@ class StridedFeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden: int, stride: int, dropout: float = 0.1) -> None:
         super().__init__()
-        self.w_1 = nn.Conv1d(dim, hidden, kernel_size=1, stride=1)
-        self.w_2 = nn.Conv1d(hidden, dim, kernel_size=3, stride=stride, padding=1)
+        self.w_1 = TokenConv1d(dim, hidden, kernel_size=1)  # the official Conv1d layers, on the token layout
+        self.w_2 = TokenConv1d(hidden, dim, kernel_size=3, stride=stride, padding=1)
         self.gelu = nn.ReLU()
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = x.transpose(1, 2)  # (B, C, F)
-        y = self.w_2(self.dropout(self.gelu(self.w_1(y))))  # (B, C, F')
-        return y.transpose(1, 2)  # (B, F', C)
+        y = self.dropout(self.gelu(self.w_1(x)))  # (B, F, hidden)
+        out: Tensor = self.w_2(y)  # (B, F', C)
+        return out
 
 
 class SublayerConnection(nn.Module):

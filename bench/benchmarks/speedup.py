@@ -200,7 +200,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     if ok:
         e, r0 = ok[0]["env"], ok[0]
         text += (
-            f"\nprotocol: per-clip latency, median over {r0['iters']} interleaved rounds "
+            f"\nprotocol: latency per call of {r0['batch']} clip(s), median over {r0['iters']} interleaved rounds "
             f"after {r0['warmup']} warm-ups, "
             f"torch.inference_mode, {r0.get('precision', 'fp32')}, {r0['threads']} thread(s), batch {r0['batch']}, "
             f"device {r0['device']} "
