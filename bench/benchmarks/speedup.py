@@ -9,7 +9,10 @@ min latency ratio, per clip) beside the FLOPs ratio base / variant in the paper 
 all-matmul convention, and their quotient: > 1 means pruning buys more speed than its FLOPs
 promise (smaller GEMMs and attention maps), < 1 that the selection overhead eats into it. The
 "paired" speedup is the median of per-round ratios (base and variant timed back to back), the
-figure least affected by load that drifts during the run.
+figure least affected by load that drifts during the run. With ``--throughput-batch`` above the latency
+batch, each row also has the throughput speedup of the same rounds and the marginal speedup (:func:`marginal_ms`):
+at batch 1 part of every call (weights read once per call, op dispatch) does not shrink with the tokens, and
+the two figures say how much of a batch-1 shortfall against the FLOPs ratio that part explains.
 
 At non-paper presets the token count is scaled to T/3 and the pruning depth clamped to a valid one.
 """
@@ -17,12 +20,15 @@ At non-paper presets the token count is scaled to T/3 and the pruning depth clam
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
 from backbones import HourglassVariant
 from bench.config import ModelConfig, SpeedConfig
+
+if TYPE_CHECKING:
+    from bench.measure.speed import Clock
 
 
 def base_preset(backbone: str, preset: str) -> str:
@@ -59,11 +65,44 @@ def _single(v: int | tuple[int, ...]) -> int:
     return v if isinstance(v, int) else v[0]
 
 
+def marginal_ms(batch: int, ms: float, big_batch: int, big_ms: float) -> float:
+    """What each clip beyond ``batch`` adds to a call, (big_ms - ms) / (big_batch - batch), from the two batches
+    timed in the same rounds; NaN without two distinct batches. It leaves out what every call pays once
+    (the weights read per call, op dispatch), which pruning tokens cannot shrink."""
+    return (big_ms - ms) / (big_batch - batch) if big_batch > batch else float("nan")
+
+
+def _batch_columns(b: dict[str, Any], v: dict[str, Any], flops_ratio: float) -> dict[str, Any]:
+    """Throughput speedup and the marginal speedup (:func:`marginal_ms`, base over variant), when the pair was
+    timed at a throughput batch above the latency batch; {} otherwise."""
+    batch, big = int(v["batch"]), int(v.get("throughput_batch") or 0)
+    if big <= batch or b.get("throughput_batch") != big:
+        return {}
+    marginal = marginal_ms(batch, b["latency_ms_median"], big, b["throughput_ms_median"]) / marginal_ms(
+        batch, v["latency_ms_median"], big, v["throughput_ms_median"]
+    )
+    return {
+        "throughput_batch": big,
+        "base_throughput_ms": b["throughput_ms_median"],
+        "variant_throughput_ms": v["throughput_ms_median"],
+        "throughput_speedup": v["throughput_speedup"],
+        "throughput_speedup_over_flops_all_matmul": v["throughput_speedup"] / flops_ratio,
+        "marginal_speedup": marginal,
+        "marginal_speedup_over_flops_all_matmul": marginal / flops_ratio,
+    }
+
+
 def run_speedup(
-    backbones: Sequence[str] | None = None, *, preset: str = "paper", speed: SpeedConfig | None = None
+    backbones: Sequence[str] | None = None,
+    *,
+    preset: str = "paper",
+    speed: SpeedConfig | None = None,
+    clock: Clock | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (backbone, variant): measured speedup (the paired per-round median, as everywhere in the
-    suite), FLOPs ratios and their quotients, under ``speed`` (default: :class:`SpeedConfig`'s protocol)."""
+    suite), FLOPs ratios and their quotients, under ``speed`` (default: :class:`SpeedConfig`'s protocol).
+    With a throughput batch above the latency batch, each row also has the throughput and marginal speedups
+    (:func:`_batch_columns`). ``clock``: the protocol's clock (tests inject one)."""
     from backbones import list_backbones
     from bench.measure.flops.core import count_canonical
     from bench.measure.speed import check_device, measure_speed_group
@@ -76,7 +115,7 @@ def run_speedup(
         try:
             base, variants = configs_for(backbone, preset)
             flops = [count_canonical(c) for c in [base] + [c for _, c in variants]]
-            timed = measure_speed_group(base, [c for _, c in variants], speed)
+            timed = measure_speed_group(base, [c for _, c in variants], speed, clock=clock)
         except Exception as exc:  # one family failing does not stop the others
             rows.append({"backbone": backbone, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
             continue
@@ -114,6 +153,7 @@ def run_speedup(
             }
             row["speedup_over_flops_paper"] = row["speedup"] / row["flops_ratio_paper"]
             row["speedup_over_flops_all_matmul"] = row["speedup"] / row["flops_ratio_all_matmul"]
+            row.update(_batch_columns(b, v, row["flops_ratio_all_matmul"]))
             if "compile" in v:
                 row.update(_compiled(b, v, row["flops_ratio_all_matmul"]))
             rows.append(row)
@@ -150,14 +190,29 @@ def _compiled_cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
+BATCH_HEADERS = ("throughput speedup (/ FLOPs) @ batch", "marginal speedup (/ FLOPs)")
+
+
+def _batch_cells(r: dict[str, Any]) -> list[str]:
+    if "marginal_speedup" not in r:
+        return ["-"] * len(BATCH_HEADERS)
+    return [
+        f"{r['throughput_speedup']:.2f}x ({r['throughput_speedup_over_flops_all_matmul']:.2f}) "
+        f"@ {r['throughput_batch']}",
+        f"{r['marginal_speedup']:.2f}x ({r['marginal_speedup_over_flops_all_matmul']:.2f})",
+    ]
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """The speedup table as text, with the protocol and environment underneath (and the compiled columns
-    when the rows were timed compiled too)."""
+    when the rows were timed compiled too, the throughput and marginal columns when a throughput batch was)."""
     compiled = any("compiled_speedup" in r for r in rows)
+    batched = any("marginal_speedup" in r for r in rows)
+    extra = 3 * compiled + len(BATCH_HEADERS) * batched
     table = []
     for r in rows:
         if "speedup" not in r:
-            table.append([r["backbone"], "-", *[""] * (7 + 3 * compiled), r.get("error", "")])
+            table.append([r["backbone"], "-", *[""] * (7 + extra), r.get("error", "")])
             continue
         table.append(
             [
@@ -170,6 +225,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                 f"{r['speedup_over_flops_paper']:.2f} / {r['speedup_over_flops_all_matmul']:.2f}",
                 f"{100 * r['base_iqr_over_median']:.1f}% / {100 * r['variant_iqr_over_median']:.1f}%",
                 r["batch"],
+                *(_batch_cells(r) if batched else ()),
                 *(_compiled_cells(r) if compiled else ()),
                 r["error"] or r.get("compile_error") or "",
             ]
@@ -186,11 +242,19 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             "speedup / FLOPs ratio",
             "IQR/median",
             "batch",
+            *(BATCH_HEADERS if batched else ()),
             *(COMPILED_HEADERS if compiled else ()),
             "error",
         ],
         disable_numparse=True,
     )
+    if batched:
+        text += (
+            "\nthroughput: the same pair timed at the throughput batch in the same rounds (paired per-round median); "
+            "marginal: (ms at that batch - ms at the latency batch) / the extra clips, base over variant: the "
+            "speedup on each added clip, without what every call pays once (weights read per call, op dispatch), "
+            "which pruning tokens cannot shrink"
+        )
     if compiled:
         text += (
             "\ncompiled: torch.compile(inductor, fullgraph, static shapes, freezing), timed in the same rounds as "

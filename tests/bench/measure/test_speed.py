@@ -551,3 +551,37 @@ def test_more_graphs_than_dynamos_default_limit_compile_in_one_process(monkeypat
     speed = SpeedConfig(warmup=0, iters=1, threads=1, throughput_batch=1, compile="inductor")
     rows = S.measure_speed_group(cfgs[0], cfgs[1:], speed)
     assert [rows[c.model_id()]["compile_error"] for c in cfgs] == [""] * 9
+
+
+def test_speedup_rows_split_throughput_and_marginal_speedup() -> None:
+    """With a throughput batch above the latency batch, a speedup row has the throughput speedup of the same
+    rounds and the marginal speedup: (ms at B - ms at 1) / (B - 1), base over variant; the table shows both."""
+    base, variants = configs_for("mixste", "tiny")
+    ms = {base.model_id(): 10.0, f"{base.model_id()}:throughput": 66.0}  # base: 8 ms per added clip
+    for _, v in variants:
+        ms |= {v.model_id(): 6.0, f"{v.model_id()}:throughput": 34.0}  # variant: 4 ms per added clip
+
+    def clock(key: str, step, device: torch.device) -> float:  # type: ignore[no-untyped-def]
+        return ms[key]
+
+    speed = SpeedConfig(warmup=0, iters=2, threads=1, throughput_batch=8)
+    rows = run_speedup(["mixste"], preset="tiny", speed=speed, clock=clock)
+    assert [r["variant"] for r in rows] == [n for n, _ in variants]
+    for r in rows:
+        assert r["speedup"] == pytest.approx(10 / 6) and r["throughput_batch"] == 8
+        assert r["throughput_speedup"] == pytest.approx(66 / 34)
+        assert r["marginal_speedup"] == pytest.approx(2.0)
+        assert r["marginal_speedup_over_flops_all_matmul"] == pytest.approx(2.0 / r["flops_ratio_all_matmul"])
+    text = format_rows(rows)
+    assert "2.00x (" in text and "@ 8" in text and "marginal" in text
+    # without a throughput batch above the latency batch there is nothing to split: no columns
+    one = run_speedup(["mixste"], preset="tiny", speed=speed.replace(throughput_batch=1), clock=clock)
+    assert all("marginal_speedup" not in r for r in one) and "marginal" not in format_rows(one)
+
+
+def test_marginal_ms_is_the_slope_between_the_two_batches() -> None:
+    from bench.benchmarks.speedup import marginal_ms
+
+    assert marginal_ms(1, 10.0, 4, 34.0) == pytest.approx(8.0)
+    assert marginal_ms(2, 10.0, 6, 30.0) == pytest.approx(5.0)
+    assert math.isnan(marginal_ms(4, 10.0, 4, 34.0)) and math.isnan(marginal_ms(4, 10.0, 2, 34.0))
