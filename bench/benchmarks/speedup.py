@@ -19,6 +19,7 @@ At non-paper presets the token count is scaled to T/3 and the pruning depth clam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +75,10 @@ def marginal_ms(batch: int, ms: float, big_batch: int, big_ms: float) -> float:
 
 def _batch_columns(b: dict[str, Any], v: dict[str, Any], flops_ratio: float) -> dict[str, Any]:
     """Throughput speedup and the marginal speedup (:func:`marginal_ms`, base over variant), when the pair was
-    timed at a throughput batch above the latency batch; {} otherwise."""
+    timed at a throughput batch above the latency batch; {} otherwise. Whether the pair's throughput figures
+    compare (both timed, at one batch) is the group's rule: its ``throughput_speedup`` is NaN when they do not."""
     batch, big = int(v["batch"]), int(v.get("throughput_batch") or 0)
-    if big <= batch or b.get("throughput_batch") != big:
+    if big <= batch or math.isnan(v["throughput_speedup"]):
         return {}
     marginal = marginal_ms(batch, b["latency_ms_median"], big, b["throughput_ms_median"]) / marginal_ms(
         batch, v["latency_ms_median"], big, v["throughput_ms_median"]
